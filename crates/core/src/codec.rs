@@ -1,0 +1,381 @@
+//! Sans-IO framing shared by every adapter: bytes in, frames out; frames in, bytes out.
+//!
+//! A codec never buffers on its own: the adapter owns the read buffer and calls
+//! [`Codec::decode`] on it until it returns `Ok(None)` (need more bytes). Oversized or
+//! malformed input is a [`FrameError`] as soon as it can be recognised, so a lying peer can
+//! never make the read buffer grow beyond the maximum frame size plus one read.
+
+use alloc::vec::Vec;
+
+use crate::error::FrameError;
+
+/// One unit of the wire protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Application data.
+    Data(&'a [u8]),
+    /// A heartbeat request (from the peer when decoding, from us when encoding).
+    Ping,
+    /// A heartbeat answer.
+    Pong,
+}
+
+/// Turns bytes into frames and frames into bytes.
+pub trait Codec {
+    /// Decodes the first frame at the start of `buf`, returning it with the number of bytes
+    /// it used, or `Ok(None)` when more bytes are needed.
+    fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, FrameError>;
+
+    /// Appends the encoding of `frame` to `out`.
+    fn encode(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Result<(), FrameError>;
+
+    /// Bytes to send first on every new connection, before anything queued (a protocol
+    /// handshake such as NATS `CONNECT`). Default: nothing.
+    fn handshake(&mut self, out: &mut Vec<u8>) {
+        let _ = out;
+    }
+
+    /// The largest data frame this codec accepts, in bytes.
+    fn max_frame(&self) -> usize;
+}
+
+/// Newline-delimited text lines (`\n` or `\r\n`; writes `\r\n`), with configurable heartbeat
+/// lines so it can speak to Redis, NATS and most line protocols.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineCodec {
+    /// The line we send as PING (`None`: the protocol has no client ping).
+    pub ping: Option<Vec<u8>>,
+    /// The line recognised as the answer to our PING.
+    pub pong: Option<Vec<u8>>,
+    /// A line from the peer recognised as its PING.
+    pub peer_ping: Option<Vec<u8>>,
+    /// What we send back to the peer's PING.
+    pub pong_reply: Vec<u8>,
+    /// A line sent first on every connection.
+    pub greeting: Option<Vec<u8>>,
+    /// The longest line accepted, without its terminator.
+    pub max_line: usize,
+}
+
+impl Default for LineCodec {
+    fn default() -> Self {
+        LineCodec::plain()
+    }
+}
+
+impl LineCodec {
+    /// `PING` / `PONG` in both directions; lines up to 64 KiB.
+    pub fn plain() -> Self {
+        LineCodec {
+            ping: Some(b"PING".to_vec()),
+            pong: Some(b"PONG".to_vec()),
+            peer_ping: Some(b"PING".to_vec()),
+            pong_reply: b"PONG".to_vec(),
+            greeting: None,
+            max_line: 64 << 10,
+        }
+    }
+
+    /// Redis inline protocol: `PING` answered by `+PONG`. Replies are single lines only for
+    /// commands with status/integer/error replies; do not send your own `PING` as data.
+    pub fn redis() -> Self {
+        LineCodec {
+            pong: Some(b"+PONG".to_vec()),
+            peer_ping: None,
+            max_line: 1 << 20,
+            ..LineCodec::plain()
+        }
+    }
+
+    /// NATS client protocol: `CONNECT` on every connection, our `PING` answered by `PONG`, and
+    /// the server's `PING` answered with `PONG`.
+    pub fn nats() -> Self {
+        LineCodec {
+            greeting: Some(br#"CONNECT {"verbose":false,"pedantic":false}"#.to_vec()),
+            max_line: 1 << 20,
+            ..LineCodec::plain()
+        }
+    }
+
+    /// Sets the longest accepted line.
+    pub fn with_max_line(mut self, max_line: usize) -> Self {
+        self.max_line = max_line;
+        self
+    }
+
+    /// Sets the heartbeat lines: what we send, and what answers it.
+    pub fn with_ping(mut self, ping: &[u8], pong: &[u8]) -> Self {
+        self.ping = Some(ping.to_vec());
+        self.pong = Some(pong.to_vec());
+        self
+    }
+
+    /// Sets the greeting line sent on every new connection.
+    pub fn with_greeting(mut self, greeting: Option<&[u8]>) -> Self {
+        self.greeting = greeting.map(<[u8]>::to_vec);
+        self
+    }
+
+    fn write_line(line: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl Codec for LineCodec {
+    fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, FrameError> {
+        let window = &buf[..buf.len().min(self.max_line + 2)];
+        let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+            return if buf.len() > self.max_line + 1 {
+                Err(FrameError::TooLarge {
+                    size: buf.len(),
+                    max: self.max_line,
+                })
+            } else {
+                Ok(None)
+            };
+        };
+        let line = buf[..nl].strip_suffix(b"\r").unwrap_or(&buf[..nl]);
+        if line.len() > self.max_line {
+            return Err(FrameError::TooLarge {
+                size: line.len(),
+                max: self.max_line,
+            });
+        }
+        let frame = if self.pong.as_deref() == Some(line) {
+            Frame::Pong
+        } else if self.peer_ping.as_deref() == Some(line) {
+            Frame::Ping
+        } else {
+            Frame::Data(line)
+        };
+        Ok(Some((frame, nl + 1)))
+    }
+
+    fn encode(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Result<(), FrameError> {
+        match frame {
+            Frame::Data(d) => {
+                if d.len() > self.max_line {
+                    return Err(FrameError::TooLarge {
+                        size: d.len(),
+                        max: self.max_line,
+                    });
+                }
+                if d.iter().any(|&b| b == b'\n' || b == b'\r') {
+                    return Err(FrameError::Malformed {
+                        reason: "line payload contains a line break",
+                    });
+                }
+                Self::write_line(d, out);
+            }
+            Frame::Ping => {
+                if let Some(p) = &self.ping {
+                    Self::write_line(p, out);
+                }
+            }
+            Frame::Pong => Self::write_line(&self.pong_reply, out),
+        }
+        Ok(())
+    }
+
+    fn handshake(&mut self, out: &mut Vec<u8>) {
+        if let Some(g) = &self.greeting {
+            Self::write_line(g, out);
+        }
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max_line
+    }
+}
+
+/// Length-delimited binary frames: a 4-byte big-endian length `N`, then `N` bytes: a type byte
+/// (0 data, 1 ping, 2 pong) and the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LengthCodec {
+    /// The largest payload accepted.
+    pub max_payload: usize,
+}
+
+impl Default for LengthCodec {
+    fn default() -> Self {
+        LengthCodec {
+            max_payload: 1 << 20,
+        }
+    }
+}
+
+impl LengthCodec {
+    /// Type byte of a data frame.
+    pub const DATA: u8 = 0;
+    /// Type byte of a ping frame.
+    pub const PING: u8 = 1;
+    /// Type byte of a pong frame.
+    pub const PONG: u8 = 2;
+
+    /// A codec accepting payloads up to `max_payload` bytes.
+    pub const fn new(max_payload: usize) -> Self {
+        LengthCodec { max_payload }
+    }
+}
+
+impl Codec for LengthCodec {
+    fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, FrameError> {
+        let Some(header) = buf.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*header) as usize;
+        if len == 0 {
+            return Err(FrameError::Malformed {
+                reason: "zero-length frame has no type byte",
+            });
+        }
+        if len - 1 > self.max_payload {
+            return Err(FrameError::TooLarge {
+                size: len - 1,
+                max: self.max_payload,
+            });
+        }
+        let Some(body) = buf.get(4..4 + len) else {
+            return Ok(None);
+        };
+        let frame = match (body[0], body.len()) {
+            (Self::DATA, _) => Frame::Data(&body[1..]),
+            (Self::PING, 1) => Frame::Ping,
+            (Self::PONG, 1) => Frame::Pong,
+            (Self::PING | Self::PONG, _) => {
+                return Err(FrameError::Malformed {
+                    reason: "heartbeat frame with a payload",
+                })
+            }
+            _ => {
+                return Err(FrameError::Malformed {
+                    reason: "unknown frame type",
+                })
+            }
+        };
+        Ok(Some((frame, 4 + len)))
+    }
+
+    fn encode(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Result<(), FrameError> {
+        let (kind, payload) = match frame {
+            Frame::Data(d) => (Self::DATA, d),
+            Frame::Ping => (Self::PING, &[][..]),
+            Frame::Pong => (Self::PONG, &[][..]),
+        };
+        if payload.len() > self.max_payload {
+            return Err(FrameError::TooLarge {
+                size: payload.len(),
+                max: self.max_payload,
+            });
+        }
+        // max_payload < u32::MAX is not enforced by the type, so check the header fits.
+        let len = u32::try_from(payload.len() + 1).map_err(|_| FrameError::TooLarge {
+            size: payload.len(),
+            max: u32::MAX as usize - 1,
+        })?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.push(kind);
+        out.extend_from_slice(payload);
+        Ok(())
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max_payload
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn decode_all<C: Codec>(c: &mut C, mut buf: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut out = Vec::new();
+        while let Some((f, n)) = c.decode(buf)? {
+            out.push(match f {
+                Frame::Data(d) => d.to_vec(),
+                Frame::Ping => b"<ping>".to_vec(),
+                Frame::Pong => b"<pong>".to_vec(),
+            });
+            buf = &buf[n..];
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn lines_and_heartbeats() {
+        let mut c = LineCodec::redis();
+        let got = decode_all(&mut c, b"+OK\r\n+PONG\r\n:1\npartial").unwrap();
+        assert_eq!(
+            got,
+            vec![b"+OK".to_vec(), b"<pong>".to_vec(), b":1".to_vec()]
+        );
+        let mut n = LineCodec::nats();
+        assert_eq!(decode_all(&mut n, b"PING\r\nPONG\r\n").unwrap().len(), 2);
+        let mut out = Vec::new();
+        n.handshake(&mut out);
+        n.encode(Frame::Pong, &mut out).unwrap();
+        assert!(out.starts_with(b"CONNECT {"));
+        assert!(out.ends_with(b"\r\nPONG\r\n"));
+    }
+
+    #[test]
+    fn oversized_line_is_an_error_before_its_end_arrives() {
+        let mut c = LineCodec::plain().with_max_line(8);
+        assert_eq!(c.decode(b"12345678\r\n").unwrap().unwrap().1, 10);
+        assert_eq!(c.decode(b"123456789"), Ok(None));
+        assert!(matches!(
+            c.decode(b"1234567890"),
+            Err(FrameError::TooLarge { max: 8, .. })
+        ));
+        assert!(matches!(
+            c.decode(b"123456789\n"),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(c.encode(Frame::Data(b"a\nb"), &mut Vec::new()).is_err());
+        assert!(c.encode(Frame::Data(&[b'x'; 9]), &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn length_frames_round_trip_and_reject_lies() {
+        let mut c = LengthCodec::new(16);
+        let mut buf = Vec::new();
+        for f in [
+            Frame::Data(b"hello"),
+            Frame::Ping,
+            Frame::Pong,
+            Frame::Data(b""),
+        ] {
+            c.encode(f, &mut buf).unwrap();
+        }
+        let got = decode_all(&mut c, &buf).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                b"hello".to_vec(),
+                b"<ping>".to_vec(),
+                b"<pong>".to_vec(),
+                vec![]
+            ]
+        );
+        assert_eq!(c.decode(&buf[..7]), Ok(None));
+        assert!(matches!(
+            c.decode(&[0xff, 0xff, 0xff, 0xff]),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            c.decode(&[0, 0, 0, 0]),
+            Err(FrameError::Malformed { .. })
+        ));
+        assert!(matches!(
+            c.decode(&[0, 0, 0, 1, 9]),
+            Err(FrameError::Malformed { .. })
+        ));
+        assert!(matches!(
+            c.decode(&[0, 0, 0, 2, 1, 0]),
+            Err(FrameError::Malformed { .. })
+        ));
+        assert!(c.encode(Frame::Data(&[0; 17]), &mut Vec::new()).is_err());
+    }
+}

@@ -1,0 +1,380 @@
+//! The outbound queue and delivery ledger: the one owner of every write.
+//!
+//! Entries keep enqueue order and sit in three runs, front to back:
+//! `[written, awaiting ack][handed to the current write][queued]`. A message leaves the ledger
+//! only with its outcome.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::config::{AckMode, Overflow, QueueLimits};
+use crate::error::{AbandonReason, FrameError, RejectReason};
+use crate::message::{Delivery, MsgId, Outcome, Rejected};
+
+struct Entry {
+    id: MsgId,
+    payload: Vec<u8>,
+    delivery: Delivery,
+    replays: u8,
+}
+
+/// A message leaving the ledger: its id, outcome and, unless delivered, its payload.
+pub(crate) type Settled = (MsgId, Outcome, Option<Vec<u8>>);
+
+pub(crate) struct Ledger {
+    entries: VecDeque<Entry>,
+    /// Front entries written and awaiting acknowledgement (only with [`AckMode::InOrder`]).
+    awaiting_ack: usize,
+    /// Entries after those, handed to the write in progress.
+    writing: usize,
+    bytes: usize,
+    next_id: u64,
+}
+
+impl Ledger {
+    pub(crate) fn new(limits: &QueueLimits) -> Self {
+        Ledger {
+            // Reserved up front so steady-state enqueue/settle never reallocates.
+            entries: VecDeque::with_capacity(limits.max_messages.min(1 << 16)),
+            awaiting_ack: 0,
+            writing: 0,
+            bytes: 0,
+            next_id: 1,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Written (or being written) and not yet settled.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.awaiting_ack + self.writing
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.entries.len() - self.in_flight()
+    }
+
+    /// Adds a message, or refuses it. With [`Overflow::EvictOldest`], the oldest queued
+    /// messages are evicted (returned as abandoned through `settle`) to make room.
+    pub(crate) fn push(
+        &mut self,
+        payload: Vec<u8>,
+        delivery: Delivery,
+        limits: &QueueLimits,
+        settle: &mut dyn FnMut(Settled),
+    ) -> Result<MsgId, Rejected> {
+        let size = payload.len();
+        if size > limits.max_message {
+            return Err(Rejected {
+                reason: RejectReason::TooLarge {
+                    size,
+                    max: limits.max_message,
+                },
+                payload,
+            });
+        }
+        let fits = |l: &Ledger| {
+            l.entries.len() < limits.max_messages && l.bytes + size <= limits.max_bytes
+        };
+        while !fits(self) {
+            if limits.overflow == Overflow::Reject || self.queued() == 0 {
+                return Err(Rejected {
+                    reason: RejectReason::QueueFull,
+                    payload,
+                });
+            }
+            let e = self
+                .entries
+                .remove(self.in_flight())
+                .expect("queued() > 0, so an entry exists at in_flight()");
+            self.bytes -= e.payload.len();
+            settle((
+                e.id,
+                Outcome::Abandoned(AbandonReason::Evicted),
+                Some(e.payload),
+            ));
+        }
+        let id = MsgId::from_raw(self.next_id);
+        self.next_id += 1;
+        self.bytes += size;
+        self.entries.push_back(Entry {
+            id,
+            payload,
+            delivery,
+            replays: 0,
+        });
+        Ok(id)
+    }
+
+    /// Hands queued messages to a new write: at least one (even if larger than `max_bytes`),
+    /// then as many as fit. Returns how many.
+    pub(crate) fn start_write(&mut self, max_bytes: usize, max_messages: usize) -> usize {
+        debug_assert_eq!(self.writing, 0, "one write at a time");
+        let mut bytes = 0;
+        for e in self.entries.iter().skip(self.awaiting_ack) {
+            if self.writing == max_messages
+                || (self.writing > 0 && bytes + e.payload.len() > max_bytes)
+            {
+                break;
+            }
+            bytes += e.payload.len();
+            self.writing += 1;
+        }
+        self.writing
+    }
+
+    /// The payloads of the write in progress, in order.
+    pub(crate) fn writing(&self) -> impl Iterator<Item = (MsgId, &[u8])> + '_ {
+        self.entries
+            .iter()
+            .skip(self.awaiting_ack)
+            .take(self.writing)
+            .map(|e| (e.id, e.payload.as_slice()))
+    }
+
+    /// The payload of a message still in the ledger.
+    pub(crate) fn payload(&self, id: MsgId) -> Option<&[u8]> {
+        let i = self.entries.binary_search_by_key(&id, |e| e.id).ok()?;
+        Some(&self.entries[i].payload)
+    }
+
+    /// The write in progress completed.
+    pub(crate) fn write_done(&mut self, acks: AckMode, settle: &mut dyn FnMut(Settled)) {
+        match acks {
+            AckMode::InOrder => self.awaiting_ack += core::mem::take(&mut self.writing),
+            AckMode::None => {
+                for _ in 0..core::mem::take(&mut self.writing) {
+                    self.pop_delivered(settle);
+                }
+            }
+        }
+    }
+
+    /// The peer confirmed the next `n` messages. Confirming more than was written means the
+    /// peer (or the protocol mapping) lies: that is an error and nothing is settled.
+    pub(crate) fn ack(
+        &mut self,
+        n: usize,
+        settle: &mut dyn FnMut(Settled),
+    ) -> Result<(), FrameError> {
+        // A reply can be read before the write's completion is seen, so messages still being
+        // written can be confirmed too.
+        let in_flight = self.in_flight();
+        if n > in_flight {
+            return Err(FrameError::UnexpectedAck {
+                acked: n,
+                in_flight,
+            });
+        }
+        for _ in 0..n {
+            if self.awaiting_ack > 0 {
+                self.awaiting_ack -= 1;
+            } else {
+                self.writing -= 1;
+            }
+            self.pop_delivered(settle);
+        }
+        Ok(())
+    }
+
+    fn pop_delivered(&mut self, settle: &mut dyn FnMut(Settled)) {
+        let e = self
+            .entries
+            .pop_front()
+            .expect("callers settle at most in_flight() entries");
+        self.bytes -= e.payload.len();
+        settle((e.id, Outcome::Delivered, None));
+    }
+
+    /// The connection died. Written-but-unconfirmed messages are replayed if idempotent (and
+    /// not replayed too often already), otherwise reported in doubt; order is kept. Returns
+    /// how many will be replayed.
+    pub(crate) fn connection_lost(
+        &mut self,
+        max_replays: u8,
+        settle: &mut dyn FnMut(Settled),
+    ) -> usize {
+        let in_flight = self.in_flight();
+        self.awaiting_ack = 0;
+        self.writing = 0;
+        if in_flight == 0 {
+            return 0;
+        }
+        let (mut index, mut replayed, mut freed) = (0, 0, 0);
+        self.entries.retain_mut(|e| {
+            index += 1;
+            if index > in_flight {
+                return true;
+            }
+            if e.delivery == Delivery::Idempotent && e.replays < max_replays {
+                e.replays += 1;
+                replayed += 1;
+                return true;
+            }
+            freed += e.payload.len();
+            settle((
+                e.id,
+                Outcome::InDoubt,
+                Some(core::mem::take(&mut e.payload)),
+            ));
+            false
+        });
+        self.bytes -= freed;
+        replayed
+    }
+
+    /// Ends every message: in-flight ones in doubt, queued ones abandoned for `reason`.
+    pub(crate) fn abandon_all(&mut self, reason: AbandonReason, settle: &mut dyn FnMut(Settled)) {
+        let in_flight = self.in_flight();
+        self.awaiting_ack = 0;
+        self.writing = 0;
+        self.bytes = 0;
+        for (i, e) in self.entries.drain(..).enumerate() {
+            let outcome = if i < in_flight {
+                Outcome::InDoubt
+            } else {
+                Outcome::Abandoned(reason)
+            };
+            settle((e.id, outcome, Some(e.payload)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn limits(max_messages: usize, max_bytes: usize) -> QueueLimits {
+        QueueLimits {
+            max_messages,
+            max_bytes,
+            max_message: max_bytes,
+            overflow: Overflow::Reject,
+        }
+    }
+
+    fn push(l: &mut Ledger, lim: &QueueLimits, p: &[u8], d: Delivery) -> Vec<Settled> {
+        let mut out = Vec::new();
+        l.push(p.to_vec(), d, lim, &mut |s| out.push(s)).unwrap();
+        out
+    }
+
+    #[test]
+    fn bounded_by_count_and_bytes() {
+        let lim = limits(2, 10);
+        let mut l = Ledger::new(&lim);
+        push(&mut l, &lim, b"12345", Delivery::AtMostOnce);
+        let r = l.push(b"1234567".to_vec(), Delivery::AtMostOnce, &lim, &mut |_| {});
+        assert_eq!(r.unwrap_err().reason, RejectReason::QueueFull);
+        push(&mut l, &lim, b"12345", Delivery::AtMostOnce);
+        let r = l.push(b"1".to_vec(), Delivery::AtMostOnce, &lim, &mut |_| {});
+        let rej = r.unwrap_err();
+        assert_eq!(
+            (rej.reason, rej.payload),
+            (RejectReason::QueueFull, b"1".to_vec())
+        );
+        let r = l.push(vec![0; 11], Delivery::AtMostOnce, &lim, &mut |_| {});
+        assert!(matches!(
+            r.unwrap_err().reason,
+            RejectReason::TooLarge { size: 11, max: 10 }
+        ));
+        assert_eq!((l.len(), l.bytes()), (2, 10));
+    }
+
+    #[test]
+    fn evict_oldest_returns_it_abandoned() {
+        let lim = QueueLimits {
+            overflow: Overflow::EvictOldest,
+            ..limits(2, 100)
+        };
+        let mut l = Ledger::new(&lim);
+        push(&mut l, &lim, b"a", Delivery::AtMostOnce);
+        push(&mut l, &lim, b"b", Delivery::AtMostOnce);
+        let ev = push(&mut l, &lim, b"c", Delivery::AtMostOnce);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].1, Outcome::Abandoned(AbandonReason::Evicted));
+        assert_eq!(ev[0].2.as_deref(), Some(&b"a"[..]));
+        let w: Vec<_> = {
+            l.start_write(100, 100);
+            l.writing().map(|(_, p)| p.to_vec()).collect()
+        };
+        assert_eq!(w, vec![b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn lost_connection_replays_idempotent_and_doubts_the_rest_in_order() {
+        let lim = limits(10, 100);
+        let mut l = Ledger::new(&lim);
+        push(&mut l, &lim, b"i1", Delivery::Idempotent);
+        push(&mut l, &lim, b"a1", Delivery::AtMostOnce);
+        push(&mut l, &lim, b"i2", Delivery::Idempotent);
+        push(&mut l, &lim, b"q", Delivery::AtMostOnce);
+        assert_eq!(l.start_write(100, 3), 3);
+        let mut settled = Vec::new();
+        l.write_done(AckMode::InOrder, &mut |s| settled.push(s));
+        assert!(settled.is_empty());
+        assert_eq!(l.connection_lost(1, &mut |s| settled.push(s)), 2);
+        assert_eq!(settled.len(), 1);
+        assert_eq!(
+            (settled[0].1, settled[0].2.as_deref()),
+            (Outcome::InDoubt, Some(&b"a1"[..]))
+        );
+        l.start_write(100, 10);
+        let order: Vec<_> = l.writing().map(|(_, p)| p.to_vec()).collect();
+        assert_eq!(order, vec![b"i1".to_vec(), b"i2".to_vec(), b"q".to_vec()]);
+        // Out of replays: the idempotent ones are in doubt now too.
+        settled.clear();
+        assert_eq!(l.connection_lost(1, &mut |s| settled.push(s)), 0);
+        assert_eq!(
+            settled.iter().filter(|s| s.1 == Outcome::InDoubt).count(),
+            3
+        );
+        assert_eq!((l.len(), l.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn acks_settle_in_order_and_lies_are_errors() {
+        let lim = limits(10, 100);
+        let mut l = Ledger::new(&lim);
+        for p in [b"a", b"b", b"c"] {
+            push(&mut l, &lim, p, Delivery::AtMostOnce);
+        }
+        l.start_write(100, 2);
+        let mut settled = Vec::new();
+        // Reply read before the write completion is seen.
+        l.ack(1, &mut |s| settled.push(s)).unwrap();
+        l.write_done(AckMode::InOrder, &mut |s| settled.push(s));
+        assert_eq!(
+            l.ack(2, &mut |s| settled.push(s)),
+            Err(FrameError::UnexpectedAck {
+                acked: 2,
+                in_flight: 1
+            })
+        );
+        l.ack(1, &mut |s| settled.push(s)).unwrap();
+        assert_eq!(settled.len(), 2);
+        assert!(settled.iter().all(|s| s.1 == Outcome::Delivered));
+        assert_eq!((l.len(), l.queued(), l.bytes()), (1, 1, 1));
+        let mut all = Vec::new();
+        l.abandon_all(AbandonReason::GaveUp, &mut |s| all.push(s));
+        assert_eq!(all[0].1, Outcome::Abandoned(AbandonReason::GaveUp));
+    }
+
+    #[test]
+    fn oversized_message_still_goes_alone() {
+        let lim = limits(10, 100);
+        let mut l = Ledger::new(&lim);
+        push(&mut l, &lim, &[0; 50], Delivery::AtMostOnce);
+        push(&mut l, &lim, &[0; 50], Delivery::AtMostOnce);
+        assert_eq!(l.start_write(10, 10), 1);
+        assert_eq!(l.payload(MsgId::from_raw(2)).map(<[u8]>::len), Some(50));
+        assert_eq!(l.payload(MsgId::from_raw(9)), None);
+    }
+}

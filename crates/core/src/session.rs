@@ -1,0 +1,769 @@
+//! The session: one long-lived conversation's state machine.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use rand_core::RngCore;
+
+use crate::config::Config;
+use crate::epoch::Epoch;
+use crate::error::{AbandonReason, ConfigError, DisconnectReason, NetError};
+use crate::event::{Action, CloseMode, Event, Notification, State};
+use crate::heartbeat::RttEstimator;
+use crate::message::{Delivery, MsgId, Outcome, Rejected};
+use crate::queue::{Ledger, Settled};
+use crate::rng::SplitMix64;
+use crate::stats::Stats;
+use crate::time::Instant;
+
+/// Where the session is. [`State`] is the public, coarser view of this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting out a backoff delay; at `retry_at` a new attempt starts.
+    Backoff {
+        retry_at: Instant,
+    },
+    Resolving {
+        epoch: Epoch,
+        deadline: Instant,
+    },
+    Dialing {
+        epoch: Epoch,
+        addr: SocketAddr,
+        deadline: Instant,
+    },
+    Connected {
+        epoch: Epoch,
+        addr: SocketAddr,
+    },
+    /// The old socket is closing; the next attempt waits for it (or for `deadline`), so the
+    /// queue is never flushed to a new socket while the old one may still be writing.
+    Closing {
+        epoch: Epoch,
+        deadline: Instant,
+        retry_at: Instant,
+    },
+    Closed,
+}
+
+/// Per-connection liveness and write state; reset on every connect.
+#[derive(Clone, Copy, Debug)]
+struct Conn {
+    since: Instant,
+    last_read: Instant,
+    ping_sent: Option<Instant>,
+    ping_wanted: bool,
+    pongs_owed: u8,
+    write_started: Option<Instant>,
+}
+
+/// Most PONGs owed at once: a peer flooding PINGs cannot make us write without bound.
+const MAX_PONGS_OWED: u8 = 4;
+/// Most phase transitions in one round; more would mean a bug, so stop and wait instead of
+/// spinning.
+const MAX_STEPS: usize = 16;
+
+/// A reconnecting, heartbeating TCP conversation as a pure state machine.
+///
+/// Feed it [`Event`]s with [`Session::handle`] and user commands ([`Session::enqueue`],
+/// [`Session::close`], [`Session::reconnect_now`]); then call [`Session::poll`] until it
+/// returns [`Action::Wait`]. Every call takes `now`; the session never reads a clock.
+pub struct Session<R = SplitMix64> {
+    cfg: Config,
+    rng: R,
+    now: Instant,
+    phase: Phase,
+    reported: State,
+    last_epoch: Epoch,
+    failures: u32,
+    streak_start: Option<Instant>,
+    attempt: u32,
+    last_delay: Duration,
+    last_error: NetError,
+    rotation: usize,
+    ever_connected: bool,
+    conn: Conn,
+    drain_deadline: Option<Instant>,
+    ledger: Ledger,
+    rtt: RttEstimator,
+    out: VecDeque<Action>,
+    stats: Stats,
+}
+
+impl Session<SplitMix64> {
+    /// A session with the default jitter generator seeded from `config.seed`. The first
+    /// attempt starts at the first [`Session::poll`].
+    pub fn new(config: Config, now: Instant) -> Result<Self, ConfigError> {
+        let rng = SplitMix64::new(config.seed);
+        Session::with_rng(config, rng, now)
+    }
+}
+
+impl<R: RngCore> Session<R> {
+    /// A session drawing jitter from `rng`.
+    pub fn with_rng(config: Config, rng: R, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let out_capacity = (config.batch_messages * 2 + 32).min(1 << 16);
+        Ok(Session {
+            ledger: Ledger::new(&config.queue),
+            cfg: config,
+            rng,
+            now,
+            phase: Phase::Backoff { retry_at: now },
+            reported: State::Disconnected,
+            last_epoch: Epoch::NONE,
+            failures: 0,
+            streak_start: None,
+            attempt: 0,
+            last_delay: Duration::ZERO,
+            last_error: NetError::Other,
+            rotation: 0,
+            ever_connected: false,
+            conn: Conn::new(now),
+            drain_deadline: None,
+            rtt: RttEstimator::default(),
+            out: VecDeque::with_capacity(out_capacity),
+            stats: Stats::default(),
+        })
+    }
+
+    // ----- read-only views -----
+
+    /// The lifecycle state.
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::Backoff { .. } => State::Disconnected,
+            Phase::Resolving { .. } | Phase::Dialing { .. } => State::Connecting,
+            Phase::Connected { .. } if self.drain_deadline.is_some() => State::Disconnecting,
+            Phase::Connected { .. } => State::Connected,
+            Phase::Closing { .. } => State::Disconnecting,
+            Phase::Closed => State::Closed,
+        }
+    }
+
+    /// The epoch of the current connection, if connected.
+    pub fn connection(&self) -> Option<Epoch> {
+        match self.phase {
+            Phase::Connected { epoch, .. } => Some(epoch),
+            _ => None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Counters, with the RTT estimate.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            rtt: self.rtt.latest(),
+            srtt: self.rtt.smoothed(),
+            ..self.stats
+        }
+    }
+
+    /// Messages held: queued plus in flight.
+    pub fn queue_len(&self) -> usize {
+        self.ledger.len()
+    }
+
+    /// Payload bytes held.
+    pub fn queue_bytes(&self) -> usize {
+        self.ledger.bytes()
+    }
+
+    /// Messages written (or being written) and not yet settled.
+    pub fn in_flight(&self) -> usize {
+        self.ledger.in_flight()
+    }
+
+    /// Consecutive failures in the current streak.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The latest `now` seen (after clamping).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The payloads of the last [`Action::Transmit`], in the order to write them.
+    pub fn transmit_payloads(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.ledger.writing().map(|(_, p)| p)
+    }
+
+    /// A message still held by the session.
+    pub fn payload(&self, id: MsgId) -> Option<&[u8]> {
+        self.ledger.payload(id)
+    }
+
+    /// When the session next needs [`Session::poll`] if no event arrives first.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let d = match self.phase {
+            Phase::Closed => return None,
+            Phase::Backoff { retry_at } => Some(retry_at),
+            Phase::Resolving { deadline, .. } | Phase::Dialing { deadline, .. } => Some(deadline),
+            Phase::Closing { deadline, .. } => Some(deadline),
+            Phase::Connected { .. } => {
+                let c = &self.conn;
+                let ping = match self.cfg.heartbeat {
+                    Some(hb) if c.ping_sent.is_none() && !c.ping_wanted => {
+                        Some(c.last_read + hb.interval)
+                    }
+                    _ => None,
+                };
+                let write = c
+                    .write_started
+                    .zip(self.cfg.write_timeout)
+                    .map(|(t, d)| t + d);
+                min_opt(min_opt(ping, self.liveness_deadline()), write)
+            }
+        };
+        min_opt(d, self.drain_deadline)
+    }
+
+    // ----- inputs -----
+
+    /// Reports something that happened. Events of an epoch that is not current are counted
+    /// as stale and can only finish closing their own socket.
+    pub fn handle(&mut self, now: Instant, event: Event<'_>) {
+        self.tick(now);
+        let Some(epoch) = event.epoch() else {
+            return; // A timer: deadlines are checked in `poll`.
+        };
+        match (self.phase, event) {
+            (Phase::Resolving { epoch: e, .. }, Event::Resolved { addrs, .. }) if e == epoch => {
+                if addrs.is_empty() {
+                    self.attempt_failed(epoch, None, NetError::NoAddresses);
+                } else {
+                    let addr = addrs[self.rotation % addrs.len()];
+                    self.rotation = self.rotation.wrapping_add(1);
+                    self.start_dial(epoch, addr);
+                }
+            }
+            (Phase::Resolving { epoch: e, .. }, Event::ResolveFailed { error, .. })
+                if e == epoch =>
+            {
+                self.attempt_failed(epoch, None, error);
+            }
+            (Phase::Dialing { epoch: e, addr, .. }, Event::DialOk { .. }) if e == epoch => {
+                self.connected(epoch, addr);
+            }
+            (Phase::Dialing { epoch: e, addr, .. }, Event::DialFailed { error, .. })
+                if e == epoch =>
+            {
+                self.attempt_failed(epoch, Some(addr), error);
+            }
+            (Phase::Connected { epoch: e, .. }, _) if e == epoch => self.on_connection(event),
+            (
+                Phase::Closing {
+                    epoch: e, retry_at, ..
+                },
+                Event::Closed { .. },
+            ) if e == epoch => {
+                self.phase = Phase::Backoff { retry_at };
+            }
+            (_, Event::Closed { .. }) => {} // An aborted dial or an already-forgotten socket.
+            (_, Event::DialOk { .. }) => {
+                // A dial we stopped waiting for succeeded after all: only its close is allowed.
+                self.stats.stale_events += 1;
+                self.push(Action::Close {
+                    epoch,
+                    reason: DisconnectReason::Stale,
+                });
+            }
+            _ => self.stats.stale_events += 1,
+        }
+        self.sync_state();
+    }
+
+    fn on_connection(&mut self, event: Event<'_>) {
+        let now = self.now;
+        match event {
+            Event::BytesRead { len, .. } => {
+                self.stats.bytes_read += len as u64;
+                if len > 0 {
+                    self.conn.last_read = now;
+                }
+            }
+            Event::Pong { .. } => {
+                self.conn.last_read = now;
+                self.stats.pongs += 1;
+                // An unsolicited PONG proves liveness but gives no RTT sample.
+                if let Some(sent) = self.conn.ping_sent.take() {
+                    let sample = now - sent;
+                    self.rtt.sample(sample);
+                    let smoothed = self.rtt.smoothed().unwrap_or(sample);
+                    self.notify(Notification::Rtt { sample, smoothed });
+                }
+            }
+            Event::PeerPing { .. } => {
+                self.conn.last_read = now;
+                self.conn.pongs_owed = (self.conn.pongs_owed + 1).min(MAX_PONGS_OWED);
+            }
+            Event::Written { .. } => {
+                if self.conn.write_started.take().is_some() {
+                    let acks = self.cfg.acks;
+                    self.with_ledger(|l, settle| l.write_done(acks, settle));
+                }
+            }
+            Event::Acked { count, .. } => {
+                if let Err(e) = self.with_ledger(|l, settle| l.ack(count, settle)) {
+                    self.lose(DisconnectReason::Protocol(e));
+                }
+            }
+            Event::Eof { .. } => self.lose(DisconnectReason::Eof),
+            Event::IoError { error, .. } => self.lose(DisconnectReason::Io(error)),
+            Event::ProtocolError { error, .. } => self.lose(DisconnectReason::Protocol(error)),
+            Event::Closed { .. } => self.lose(DisconnectReason::Io(NetError::Aborted)),
+            // Resolution and dial events never carry a connected epoch.
+            _ => self.stats.stale_events += 1,
+        }
+    }
+
+    /// Adds a message to the queue. It will end in exactly one [`Outcome`], reported as a
+    /// [`Notification::Outcome`]; a refusal is returned at once with the message.
+    pub fn enqueue(
+        &mut self,
+        now: Instant,
+        payload: Vec<u8>,
+        delivery: Delivery,
+    ) -> Result<MsgId, Rejected> {
+        self.tick(now);
+        if self.phase == Phase::Closed || self.drain_deadline.is_some() {
+            self.stats.rejected += 1;
+            return Err(Rejected {
+                reason: crate::error::RejectReason::Closed,
+                payload,
+            });
+        }
+        let limits = self.cfg.queue;
+        let r = self.with_ledger(|l, settle| l.push(payload, delivery, &limits, settle));
+        if r.is_err() {
+            self.stats.rejected += 1;
+        }
+        r
+    }
+
+    /// Closes the session, gracefully (drain with a deadline) or at once.
+    pub fn close(&mut self, now: Instant, mode: CloseMode) {
+        self.tick(now);
+        if self.phase == Phase::Closed {
+            return;
+        }
+        match mode {
+            CloseMode::Graceful { drain } => {
+                let deadline = now + drain;
+                self.drain_deadline =
+                    Some(self.drain_deadline.map_or(deadline, |d| d.min(deadline)));
+            }
+            CloseMode::Immediate => self.finish(AbandonReason::Closed, DisconnectReason::UserClose),
+        }
+        self.sync_state();
+    }
+
+    /// Skips the backoff wait, or drops a live connection and dials again at once. Does not
+    /// reset the failure streak.
+    pub fn reconnect_now(&mut self, now: Instant) {
+        self.tick(now);
+        match &mut self.phase {
+            Phase::Backoff { retry_at } | Phase::Closing { retry_at, .. } => *retry_at = now,
+            Phase::Connected { .. } => self.lose(DisconnectReason::ReconnectRequested),
+            Phase::Resolving { .. } | Phase::Dialing { .. } | Phase::Closed => {}
+        }
+        self.sync_state();
+    }
+
+    // ----- outputs -----
+
+    /// The next action. Call until it returns [`Action::Wait`]; then wait for that instant or
+    /// for the next event, whichever comes first.
+    pub fn poll(&mut self, now: Instant) -> Action {
+        self.tick(now);
+        if self.out.is_empty() {
+            for _ in 0..MAX_STEPS {
+                let progressed = self.step();
+                self.sync_state();
+                if !progressed {
+                    break;
+                }
+            }
+        }
+        self.out.pop_front().unwrap_or(Action::Wait {
+            until: self.next_deadline(),
+        })
+    }
+
+    // ----- the machine -----
+
+    fn tick(&mut self, now: Instant) {
+        // A clock that goes backwards is clamped, never trusted.
+        self.now = self.now.max(now);
+    }
+
+    fn push(&mut self, action: Action) {
+        self.out.push_back(action);
+    }
+
+    fn notify(&mut self, n: Notification) {
+        self.out.push_back(Action::Notify(n));
+    }
+
+    fn sync_state(&mut self) {
+        let to = self.state();
+        if to != self.reported {
+            let from = core::mem::replace(&mut self.reported, to);
+            self.notify(Notification::StateChanged { from, to });
+        }
+    }
+
+    /// Runs `f` on the ledger, turning every settled message into stats and a notification.
+    fn with_ledger<T>(&mut self, f: impl FnOnce(&mut Ledger, &mut dyn FnMut(Settled)) -> T) -> T {
+        let (ledger, out, stats) = (&mut self.ledger, &mut self.out, &mut self.stats);
+        f(ledger, &mut |(id, outcome, payload)| {
+            match outcome {
+                Outcome::Delivered => stats.delivered += 1,
+                Outcome::InDoubt => stats.in_doubt += 1,
+                Outcome::Abandoned(_) => stats.abandoned += 1,
+                Outcome::Rejected(_) => stats.rejected += 1,
+            }
+            out.push_back(Action::Notify(Notification::Outcome {
+                id,
+                outcome,
+                payload,
+            }));
+        })
+    }
+
+    /// One transition driven by time or by queued work. Returns whether anything happened.
+    fn step(&mut self) -> bool {
+        let now = self.now;
+        if let Some(drain) = self.drain_deadline {
+            if self.phase != Phase::Closed {
+                let idle = match self.phase {
+                    Phase::Connected { .. } => self.conn.write_started.is_none(),
+                    _ => true,
+                };
+                if self.ledger.len() == 0 && idle {
+                    self.finish(AbandonReason::Closed, DisconnectReason::UserClose);
+                    return true;
+                }
+                if now >= drain {
+                    self.finish(AbandonReason::DrainTimeout, DisconnectReason::UserClose);
+                    return true;
+                }
+            }
+        }
+        match self.phase {
+            Phase::Closed => false,
+            Phase::Backoff { retry_at } => {
+                if now < retry_at {
+                    return false;
+                }
+                self.last_epoch = self.last_epoch.next();
+                self.attempt = self.attempt.saturating_add(1);
+                self.phase = Phase::Resolving {
+                    epoch: self.last_epoch,
+                    deadline: now + self.cfg.connect_timeout,
+                };
+                self.push(Action::Resolve {
+                    epoch: self.last_epoch,
+                });
+                true
+            }
+            Phase::Resolving { epoch, deadline } => {
+                if now < deadline {
+                    return false;
+                }
+                self.push(Action::Close {
+                    epoch,
+                    reason: DisconnectReason::ConnectTimeout,
+                });
+                self.attempt_failed(epoch, None, NetError::TimedOut);
+                true
+            }
+            Phase::Dialing {
+                epoch,
+                addr,
+                deadline,
+            } => {
+                if now < deadline {
+                    return false;
+                }
+                self.push(Action::Close {
+                    epoch,
+                    reason: DisconnectReason::ConnectTimeout,
+                });
+                self.attempt_failed(epoch, Some(addr), NetError::ConnectTimeout);
+                true
+            }
+            Phase::Closing {
+                deadline, retry_at, ..
+            } => {
+                if now < deadline {
+                    return false;
+                }
+                self.phase = Phase::Backoff { retry_at };
+                true
+            }
+            Phase::Connected { epoch, .. } => self.step_connected(epoch),
+        }
+    }
+
+    fn liveness_deadline(&self) -> Option<Instant> {
+        let last = self.conn.last_read;
+        let hb = self
+            .cfg
+            .heartbeat
+            .map(|hb| last + hb.interval + self.rtt.timeout(&hb));
+        min_opt(hb, self.cfg.read_idle_timeout.map(|d| last + d))
+    }
+
+    fn step_connected(&mut self, epoch: Epoch) -> bool {
+        let now = self.now;
+        if self.liveness_deadline().is_some_and(|d| now >= d) {
+            self.stats.liveness_timeouts += 1;
+            let silent_for = now - self.conn.last_read;
+            let by_idle = self
+                .cfg
+                .read_idle_timeout
+                .is_some_and(|d| now >= self.conn.last_read + d);
+            self.lose(if by_idle {
+                DisconnectReason::ReadIdle { silent_for }
+            } else {
+                DisconnectReason::HeartbeatTimeout { silent_for }
+            });
+            return true;
+        }
+        if let (Some(started), Some(limit)) = (self.conn.write_started, self.cfg.write_timeout) {
+            if now >= started + limit {
+                self.stats.write_timeouts += 1;
+                self.lose(DisconnectReason::WriteTimeout(limit));
+                return true;
+            }
+        }
+        if let Some(hb) = self.cfg.heartbeat {
+            let c = &mut self.conn;
+            if c.ping_sent.is_none() && !c.ping_wanted && now >= c.last_read + hb.interval {
+                c.ping_wanted = true;
+            }
+        }
+        let c = self.conn;
+        if c.write_started.is_some()
+            || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0)
+        {
+            return false;
+        }
+        let messages = if self.ledger.queued() > 0 {
+            self.ledger
+                .start_write(self.cfg.batch_bytes, self.cfg.batch_messages)
+        } else {
+            0
+        };
+        self.push(Action::Transmit {
+            epoch,
+            pongs: c.pongs_owed,
+            ping: c.ping_wanted,
+            messages,
+        });
+        if c.ping_wanted {
+            self.stats.pings += 1;
+            self.conn.ping_sent = Some(now);
+            self.conn.ping_wanted = false;
+        }
+        self.conn.pongs_owed = 0;
+        self.conn.write_started = Some(now);
+        true
+    }
+
+    fn start_dial(&mut self, epoch: Epoch, addr: SocketAddr) {
+        self.stats.attempts += 1;
+        let deadline = self.now + self.cfg.connect_timeout;
+        self.phase = Phase::Dialing {
+            epoch,
+            addr,
+            deadline,
+        };
+        self.push(Action::Dial {
+            epoch,
+            addr,
+            deadline,
+        });
+        let attempt = self.attempt;
+        self.notify(Notification::AttemptStarted {
+            epoch,
+            attempt,
+            addr,
+        });
+    }
+
+    fn connected(&mut self, epoch: Epoch, addr: SocketAddr) {
+        self.stats.connects += 1;
+        if self.ever_connected {
+            self.stats.reconnects += 1;
+        }
+        self.ever_connected = true;
+        self.phase = Phase::Connected { epoch, addr };
+        self.conn = Conn::new(self.now);
+        let attempt = core::mem::take(&mut self.attempt);
+        self.notify(Notification::Connected {
+            epoch,
+            addr,
+            attempt,
+        });
+    }
+
+    /// Counts a failure; says whether the session must now give up.
+    fn count_failure(&mut self, error: NetError) -> bool {
+        self.failures = self.failures.saturating_add(1);
+        self.stats.failures += 1;
+        self.last_error = error;
+        let start = *self.streak_start.get_or_insert(self.now);
+        !error.is_retryable() || self.cfg.give_up.reached(self.failures, self.now - start)
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let d = self
+            .cfg
+            .backoff
+            .delay(self.failures.max(1), self.last_delay, &mut self.rng);
+        self.last_delay = d;
+        d
+    }
+
+    fn attempt_failed(&mut self, epoch: Epoch, addr: Option<SocketAddr>, error: NetError) {
+        let give_up = self.count_failure(error);
+        let next_delay = (!give_up).then(|| self.next_delay());
+        let attempt = self.attempt;
+        self.notify(Notification::AttemptFailed {
+            epoch,
+            attempt,
+            addr,
+            error,
+            next_delay,
+        });
+        match next_delay {
+            None => self.give_up(),
+            Some(d) => {
+                self.phase = Phase::Backoff {
+                    retry_at: self.now + d,
+                }
+            }
+        }
+    }
+
+    /// The current connection is lost (or dropped on purpose).
+    fn lose(&mut self, reason: DisconnectReason) {
+        let Phase::Connected { epoch, .. } = self.phase else {
+            return;
+        };
+        let now = self.now;
+        self.push(Action::Close { epoch, reason });
+        let uptime = now - self.conn.since;
+        let max_replays = self.cfg.max_replays;
+        let replayed = self.with_ledger(|l, settle| l.connection_lost(max_replays, settle));
+        self.stats.replayed += replayed as u64;
+        let on_purpose = reason == DisconnectReason::ReconnectRequested;
+        if uptime >= self.cfg.stable_after {
+            // Flap damping: only a connection that stayed up resets the streak.
+            self.failures = 0;
+            self.streak_start = None;
+            self.last_delay = Duration::ZERO;
+        } else if !on_purpose && self.count_failure(as_net_error(reason)) {
+            self.notify(Notification::Disconnected {
+                epoch,
+                reason,
+                uptime,
+                next_delay: None,
+            });
+            self.give_up();
+            return;
+        }
+        let delay = if on_purpose {
+            Duration::ZERO
+        } else {
+            self.next_delay()
+        };
+        self.notify(Notification::Disconnected {
+            epoch,
+            reason,
+            uptime,
+            next_delay: Some(delay),
+        });
+        self.phase = Phase::Closing {
+            epoch,
+            deadline: now + self.cfg.close_timeout,
+            retry_at: now + delay,
+        };
+    }
+
+    fn give_up(&mut self) {
+        let elapsed = self.streak_start.map_or(Duration::ZERO, |s| self.now - s);
+        self.with_ledger(|l, settle| l.abandon_all(AbandonReason::GaveUp, settle));
+        let (failures, last_error) = (self.failures, self.last_error);
+        self.notify(Notification::GaveUp {
+            failures,
+            elapsed,
+            last_error,
+        });
+        self.phase = Phase::Closed;
+    }
+
+    /// Ends the session: closes whatever socket or attempt is open and settles every message.
+    fn finish(&mut self, abandon: AbandonReason, reason: DisconnectReason) {
+        match self.phase {
+            Phase::Resolving { epoch, .. }
+            | Phase::Dialing { epoch, .. }
+            | Phase::Connected { epoch, .. } => self.push(Action::Close { epoch, reason }),
+            Phase::Backoff { .. } | Phase::Closing { .. } | Phase::Closed => {}
+        }
+        if let Phase::Connected { epoch, .. } = self.phase {
+            let uptime = self.now - self.conn.since;
+            self.notify(Notification::Disconnected {
+                epoch,
+                reason,
+                uptime,
+                next_delay: None,
+            });
+        }
+        self.with_ledger(|l, settle| l.abandon_all(abandon, settle));
+        self.phase = Phase::Closed;
+    }
+}
+
+impl Conn {
+    fn new(now: Instant) -> Self {
+        Conn {
+            since: now,
+            last_read: now,
+            ping_sent: None,
+            ping_wanted: false,
+            pongs_owed: 0,
+            write_started: None,
+        }
+    }
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The closest network-class error to a disconnect reason, for give-up reports.
+fn as_net_error(reason: DisconnectReason) -> NetError {
+    match reason {
+        DisconnectReason::Io(e) => e,
+        DisconnectReason::HeartbeatTimeout { .. }
+        | DisconnectReason::ReadIdle { .. }
+        | DisconnectReason::WriteTimeout(_)
+        | DisconnectReason::ConnectTimeout => NetError::TimedOut,
+        DisconnectReason::Eof => NetError::Reset,
+        _ => NetError::Other,
+    }
+}

@@ -1,0 +1,190 @@
+//! A tiny driver for tests: records every action, jumps virtual time to deadlines.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use redial_core::*;
+
+pub const ADDRS: [SocketAddr; 2] = [
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)), 7000),
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)), 7001),
+];
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub fn at(n_ms: u64) -> Instant {
+    Instant::from_millis(n_ms)
+}
+
+pub struct H {
+    pub s: Session,
+    pub now: Instant,
+    pub wait: Option<Instant>,
+    /// Every action ever emitted, with the time it was emitted.
+    pub log: Vec<(Instant, Action)>,
+    /// Index into `log` of the first action not yet taken by `take`.
+    cursor: usize,
+}
+
+impl H {
+    pub fn new(cfg: Config) -> H {
+        H {
+            s: Session::new(cfg, Instant::ZERO).unwrap(),
+            now: Instant::ZERO,
+            wait: None,
+            log: Vec::new(),
+            cursor: 0,
+        }
+    }
+
+    /// Polls until Wait; returns the actions of this round (without the Wait).
+    pub fn poll(&mut self) -> Vec<&Action> {
+        let start = self.log.len();
+        loop {
+            match self.s.poll(self.now) {
+                Action::Wait { until } => {
+                    self.wait = until;
+                    break;
+                }
+                a => self.log.push((self.now, a)),
+            }
+        }
+        self.log[start..].iter().map(|(_, a)| a).collect()
+    }
+
+    /// Actions emitted since the last `take`.
+    pub fn take(&mut self) -> Vec<Action> {
+        self.poll();
+        let out = self.log[self.cursor..]
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect();
+        self.cursor = self.log.len();
+        out
+    }
+
+    pub fn handle(&mut self, ev: Event<'_>) {
+        self.s.handle(self.now, ev);
+        self.poll();
+    }
+
+    /// Jumps to the next deadline (panics if none).
+    pub fn jump(&mut self) -> Instant {
+        self.poll();
+        let t = self.wait.expect("a deadline");
+        self.now = self.now.max(t);
+        self.poll();
+        self.now
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        self.now = self.now + d;
+        self.poll();
+    }
+
+    /// Runs the next resolve (and dial) to completion with the given dial result.
+    /// Returns the epoch of the attempt.
+    pub fn attempt(&mut self, result: Result<(), NetError>) -> Epoch {
+        let epoch = loop {
+            if let Some(e) = self.pending(|a| match a {
+                Action::Resolve { epoch } => Some(*epoch),
+                _ => None,
+            }) {
+                break e;
+            }
+            self.jump();
+        };
+        self.handle(Event::Resolved {
+            epoch,
+            addrs: &ADDRS[..1],
+        });
+        match result {
+            Ok(()) => self.handle(Event::DialOk { epoch }),
+            Err(error) => self.handle(Event::DialFailed { epoch, error }),
+        }
+        epoch
+    }
+
+    /// Connects (first attempt succeeding). Returns the epoch.
+    pub fn connect(&mut self) -> Epoch {
+        let e = self.attempt(Ok(()));
+        assert_eq!(self.s.state(), State::Connected);
+        e
+    }
+
+    /// The first action since the last `take` matching `f`, consuming everything up to it.
+    pub fn pending<T>(&mut self, mut f: impl FnMut(&Action) -> Option<T>) -> Option<T> {
+        self.poll();
+        for i in self.cursor..self.log.len() {
+            if let Some(t) = f(&self.log[i].1) {
+                self.cursor = i + 1;
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Times at which dials were emitted.
+    pub fn dial_times(&self) -> Vec<Instant> {
+        self.log
+            .iter()
+            .filter(|(_, a)| matches!(a, Action::Dial { .. }))
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    pub fn notifications(&self) -> impl Iterator<Item = &Notification> {
+        self.log.iter().filter_map(|(_, a)| match a {
+            Action::Notify(n) => Some(n),
+            _ => None,
+        })
+    }
+
+    pub fn outcomes(&self) -> Vec<(MsgId, Outcome, Option<Vec<u8>>)> {
+        self.notifications()
+            .filter_map(|n| match n {
+                Notification::Outcome {
+                    id,
+                    outcome,
+                    payload,
+                } => Some((*id, *outcome, payload.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn disconnects(&self) -> Vec<DisconnectReason> {
+        self.notifications()
+            .filter_map(|n| match n {
+                Notification::Disconnected { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Answers every Transmit with Written (a healthy, fast socket); returns the payloads
+    /// written and whether a ping was sent.
+    pub fn write_all(&mut self) -> (Vec<Vec<u8>>, bool) {
+        let mut out = Vec::new();
+        let mut pinged = false;
+        while let Some((epoch, ping)) = self.pending(|a| match a {
+            Action::Transmit { epoch, ping, .. } => Some((*epoch, *ping)),
+            _ => None,
+        }) {
+            out.extend(self.s.transmit_payloads().map(<[u8]>::to_vec));
+            pinged |= ping;
+            self.handle(Event::Written { epoch });
+        }
+        (out, pinged)
+    }
+
+    pub fn send(&mut self, p: &[u8], d: Delivery) -> MsgId {
+        let id = self.s.enqueue(self.now, p.to_vec(), d).unwrap();
+        self.poll();
+        id
+    }
+}
+

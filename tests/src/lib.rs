@@ -1,0 +1,12 @@
+//! Test support for redial: a controllable fault proxy, scriptable line servers, real
+//! Redis/NATS processes, network-namespace partitions, and the conformance suite that every
+//! adapter must pass.
+//!
+//! Everything here is runtime-neutral from the caller's side: servers and the proxy run on
+//! their own threads (each with a private tokio runtime) and are controlled with plain blocking
+//! calls, so the same scenarios drive redial-tokio and redial-smol unchanged.
+
+pub mod netns;
+pub mod proxy;
+pub mod servers;
+pub mod wait;
