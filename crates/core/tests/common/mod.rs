@@ -1,14 +1,22 @@
 //! A tiny driver for tests: records every action, jumps virtual time to deadlines.
 #![allow(dead_code)]
 
+pub mod check;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use redial_core::*;
 
 pub const ADDRS: [SocketAddr; 2] = [
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)), 7000),
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)), 7001),
+    SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+        7000,
+    ),
+    SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+        7001,
+    ),
 ];
 
 pub fn ms(n: u64) -> Duration {
@@ -188,3 +196,101 @@ impl H {
     }
 }
 
+/// An AttemptFailed notification: (epoch, attempt, addr, error, next_delay).
+pub type Failure = (Epoch, u32, Option<SocketAddr>, NetError, Option<Duration>);
+
+/// Defaults with deterministic (jitter-free) backoff, so delays can be asserted exactly.
+pub fn plain() -> Config {
+    Config::default().with_backoff(Backoff::new().with_jitter(Jitter::None))
+}
+
+impl H {
+    /// Runs the next resolve with `addrs`; returns the epoch and the address dialed.
+    pub fn resolve(&mut self, addrs: &[std::net::SocketAddr]) -> (Epoch, Option<SocketAddr>) {
+        let epoch = loop {
+            if let Some(e) = self.pending(|a| match a {
+                Action::Resolve { epoch } => Some(*epoch),
+                _ => None,
+            }) {
+                break e;
+            }
+            self.jump();
+        };
+        self.handle(Event::Resolved { epoch, addrs });
+        let dialed = self.pending(|a| match a {
+            Action::Dial { epoch: e, addr, .. } if *e == epoch => Some(*addr),
+            _ => None,
+        });
+        (epoch, dialed)
+    }
+
+    /// The next Transmit since the last `take`: (epoch, pongs, ping, messages).
+    pub fn transmit(&mut self) -> Option<(Epoch, u8, bool, usize)> {
+        self.pending(|a| match a {
+            Action::Transmit {
+                epoch,
+                pongs,
+                ping,
+                messages,
+            } => Some((*epoch, *pongs, *ping, *messages)),
+            _ => None,
+        })
+    }
+
+    /// Every Close ever emitted.
+    pub fn closes(&self) -> Vec<(Epoch, DisconnectReason)> {
+        self.log
+            .iter()
+            .filter_map(|(_, a)| match a {
+                Action::Close { epoch, reason } => Some((*epoch, *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every AttemptFailed.
+    pub fn failures(&self) -> Vec<Failure> {
+        self.notifications()
+            .filter_map(|n| match n {
+                Notification::AttemptFailed {
+                    epoch,
+                    attempt,
+                    addr,
+                    error,
+                    next_delay,
+                } => Some((*epoch, *attempt, *addr, *error, *next_delay)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The GaveUp notification, if any: (failures, elapsed, last_error).
+    pub fn gave_up(&self) -> Option<(u32, Duration, NetError)> {
+        self.notifications().find_map(|n| match n {
+            Notification::GaveUp {
+                failures,
+                elapsed,
+                last_error,
+            } => Some((*failures, *elapsed, *last_error)),
+            _ => None,
+        })
+    }
+
+    /// Gaps between consecutive dials.
+    pub fn dial_gaps(&self) -> Vec<Duration> {
+        self.dial_times().windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    /// Jumps to `t` (no-op if already past it).
+    pub fn advance_to(&mut self, t: Instant) {
+        self.now = self.now.max(t);
+        self.poll();
+    }
+
+    /// Loses the current connection with `ev` and confirms the old socket closed.
+    pub fn drop_conn(&mut self, ev: Event<'_>) {
+        let epoch = ev.epoch().expect("a socket event");
+        self.handle(ev);
+        self.handle(Event::Closed { epoch });
+    }
+}

@@ -1,0 +1,58 @@
+//! `redial`: the command line of the redial workspace.
+//!
+//! Exit codes: 0 success, 2 bad arguments, 1 runtime error.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod sim;
+
+/// Keep long-lived TCP conversations alive: tools around the redial state machine.
+#[derive(Debug, Parser)]
+#[command(name = "redial", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate many clients with a reconnect policy through a fault, on virtual time.
+    Sim(sim::SimArgs),
+}
+
+/// Arguments that parse but make no sense together: reported like a clap error (exit 2).
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// What a subcommand returns.
+pub(crate) type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // Exits with 2 on bad arguments.
+    let result = match cli.command {
+        Command::Sim(args) => sim::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("redial: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,717 @@
+//! The run loop: one task per session, owning the core, the sockets and every write.
+
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant as StdInstant};
+
+use futures::channel::{mpsc, oneshot};
+use futures::future::{self, BoxFuture};
+use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures::{FutureExt, Stream};
+use redial_core::{
+    AckMode, Action, CloseMode, Codec, DisconnectReason, Epoch, Event, Frame, Instant, MsgId,
+    NetError, Notification, Outcome, RejectReason, Session, State,
+};
+use socket2::SockRef;
+
+use crate::builder::Connector;
+use crate::error::{classify, classify_resolve};
+use crate::handle::{Command, SessionEvent, Shared, Undelivered};
+use crate::runtime::Runtime;
+use crate::socket::SocketOptions;
+use crate::tap::Tap;
+use crate::target::Target;
+
+/// Bytes asked of the kernel per read, on top of a partial frame.
+const READ_CHUNK: usize = 16 << 10;
+/// Commands taken per wakeup, so a burst of sends is one round, not thousands.
+const COMMAND_BATCH: usize = 256;
+
+type Halves<R> = (<R as Runtime>::Reader, <R as Runtime>::Writer);
+
+/// One live socket.
+struct Conn<R: Runtime> {
+    epoch: Epoch,
+    /// `None` once EOF, an error or a framing error ended reading.
+    reader: Option<R::Reader>,
+    writer: R::Writer,
+    /// Bytes of `Driver::out` already written, while a write is in progress.
+    writing: Option<usize>,
+}
+
+/// What woke the task.
+enum Wake<R: Runtime> {
+    /// A user command; `None` once every handle is dropped.
+    Command(Option<Command>),
+    Timer,
+    Resolved(Epoch, io::Result<Vec<SocketAddr>>),
+    Dialed(Epoch, io::Result<Halves<R>>),
+    Read(Epoch, io::Result<usize>),
+    Written(Epoch, io::Result<()>),
+}
+
+/// Events the driver produces itself while performing actions, fed after the round.
+enum Local {
+    Closed(Epoch),
+    Written(Epoch),
+    IoError(Epoch, NetError),
+}
+
+pub(crate) struct Driver<R: Runtime> {
+    rt: R,
+    origin: StdInstant,
+    session: Session,
+    target: Target,
+    codec: Box<dyn Codec + Send>,
+    socket: SocketOptions,
+    connector: Option<Connector>,
+    drop_drain: Duration,
+    cmds: Option<mpsc::UnboundedReceiver<Command>>,
+    inbound: mpsc::UnboundedSender<Vec<u8>>,
+    events: mpsc::UnboundedSender<SessionEvent>,
+    shared: Arc<Shared>,
+    tap: Option<Box<dyn Tap>>,
+    receipts: HashMap<MsgId, oneshot::Sender<Result<(), Undelivered>>>,
+    close_waiters: Vec<oneshot::Sender<()>>,
+    /// The one timer, and the instant it is armed for.
+    timer: Option<(StdInstant, Pin<Box<R::Sleep>>)>,
+    /// The core's deadline as of the last round.
+    deadline: Option<StdInstant>,
+    resolving: Option<(Epoch, BoxFuture<'static, io::Result<Vec<SocketAddr>>>)>,
+    dialing: Option<(Epoch, BoxFuture<'static, io::Result<Halves<R>>>)>,
+    conn: Option<Conn<R>>,
+    /// The one reusable write buffer.
+    out: Vec<u8>,
+    /// Scratch space for checking that a payload can be encoded.
+    scratch: Vec<u8>,
+    read_buf: Vec<u8>,
+    read_filled: usize,
+    local: Vec<Local>,
+    /// The OS error text behind the latest failure of an epoch, for the event stream.
+    last_error: Option<(Epoch, String)>,
+}
+
+/// The pieces a [`Driver`] is built from.
+pub(crate) struct Parts<R: Runtime> {
+    pub(crate) rt: R,
+    pub(crate) origin: StdInstant,
+    pub(crate) session: Session,
+    pub(crate) target: Target,
+    pub(crate) codec: Box<dyn Codec + Send>,
+    pub(crate) socket: SocketOptions,
+    pub(crate) connector: Option<Connector>,
+    pub(crate) drop_drain: Duration,
+    pub(crate) cmds: mpsc::UnboundedReceiver<Command>,
+    pub(crate) inbound: mpsc::UnboundedSender<Vec<u8>>,
+    pub(crate) events: mpsc::UnboundedSender<SessionEvent>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) tap: Option<Box<dyn Tap>>,
+}
+
+/// Feeds one event to the core (and the recorder), logging stale events.
+fn feed(session: &mut Session, tap: &mut Option<Box<dyn Tap>>, now: Instant, event: Event<'_>) {
+    if let Some(t) = tap {
+        t.event(now, &event);
+    }
+    let stale = session.stats().stale_events;
+    session.handle(now, event);
+    if session.stats().stale_events != stale {
+        tracing::debug!(?event, "stale event ignored");
+    }
+}
+
+impl<R: Runtime> Driver<R> {
+    pub(crate) fn new(p: Parts<R>) -> Self {
+        Driver {
+            rt: p.rt,
+            origin: p.origin,
+            session: p.session,
+            target: p.target,
+            codec: p.codec,
+            socket: p.socket,
+            connector: p.connector,
+            drop_drain: p.drop_drain,
+            cmds: Some(p.cmds),
+            inbound: p.inbound,
+            events: p.events,
+            shared: p.shared,
+            tap: p.tap,
+            receipts: HashMap::new(),
+            close_waiters: Vec::new(),
+            timer: None,
+            deadline: None,
+            resolving: None,
+            dialing: None,
+            conn: None,
+            out: Vec::new(),
+            scratch: Vec::new(),
+            read_buf: Vec::new(),
+            read_filled: 0,
+            local: Vec::new(),
+            last_error: None,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        let d = self.rt.now().saturating_duration_since(self.origin);
+        Instant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn to_std(&self, t: Instant) -> Option<StdInstant> {
+        self.origin.checked_add(t.since_origin())
+    }
+
+    /// The loop: a round of actions, then wait for exactly one thing to happen.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let now = self.now();
+            self.rounds(now);
+            if self.session.state() == State::Closed {
+                break;
+            }
+            let wake = poll_fn(|cx| self.poll_wake(cx)).await;
+            let now = self.now();
+            self.on_wake(now, wake);
+        }
+        self.finish();
+    }
+
+    /// Polls the core until it waits, performs the actions, and feeds back the events the
+    /// actions produced at once (closes, empty writes) until there are none.
+    fn rounds(&mut self, now: Instant) {
+        loop {
+            if let Some(t) = &mut self.tap {
+                t.round(now);
+            }
+            let until = loop {
+                let action = self.session.poll(now);
+                if let Some(t) = &mut self.tap {
+                    t.action(&action);
+                }
+                match action {
+                    Action::Wait { until } => break until,
+                    Action::Resolve { epoch } => self.start_resolve(epoch),
+                    Action::Dial { epoch, addr, .. } => self.start_dial(epoch, addr),
+                    Action::Transmit {
+                        epoch,
+                        pongs,
+                        ping,
+                        messages,
+                    } => self.transmit(epoch, pongs, ping, messages),
+                    Action::Close { epoch, reason } => self.close_epoch(epoch, reason),
+                    Action::Notify(n) => self.notify(n),
+                    other => tracing::warn!(action = ?other, "unknown action ignored"),
+                }
+            };
+            self.set_timer(until);
+            if self.local.is_empty() {
+                break;
+            }
+            for l in std::mem::take(&mut self.local) {
+                let event = match l {
+                    Local::Closed(epoch) => Event::Closed { epoch },
+                    Local::Written(epoch) => Event::Written { epoch },
+                    Local::IoError(epoch, error) => Event::IoError { epoch, error },
+                };
+                feed(&mut self.session, &mut self.tap, now, event);
+            }
+        }
+        self.shared
+            .publish(self.session.state(), self.session.stats());
+    }
+
+    /// Re-arms the one timer only when needed: a timer armed for an earlier instant is kept
+    /// (it fires, the core is polled, and the timer is armed again for the later deadline),
+    /// so a deadline that moves later on every read costs nothing.
+    fn set_timer(&mut self, until: Option<Instant>) {
+        self.deadline = until.and_then(|u| self.to_std(u));
+        match (self.deadline, &self.timer) {
+            (None, _) => self.timer = None,
+            (Some(d), Some((armed, _))) if *armed <= d => {}
+            (Some(d), _) => self.timer = Some((d, Box::pin(self.rt.sleep_until(d)))),
+        }
+    }
+
+    fn start_resolve(&mut self, epoch: Epoch) {
+        let fut: BoxFuture<'static, io::Result<Vec<SocketAddr>>> = match &self.target {
+            Target::Addrs(a) => future::ready(Ok(a.clone())).boxed(),
+            Target::HostPort(s) => match Target::split_host_port(s) {
+                Some((host, port)) => self.rt.resolve(host, port).boxed(),
+                None => {
+                    let e = io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{s:?} is not host:port"),
+                    );
+                    future::ready(Err(e)).boxed()
+                }
+            },
+            Target::Discover(d) => d.discover(),
+        };
+        tracing::trace!(%epoch, target = ?self.target, "resolving");
+        self.resolving = Some((epoch, fut));
+    }
+
+    fn start_dial(&mut self, epoch: Epoch, addr: SocketAddr) {
+        let mut handshake = Vec::new();
+        self.codec.handshake(&mut handshake);
+        let (rt, opts, connector) = (self.rt.clone(), self.socket, self.connector.clone());
+        let fut = async move {
+            let (reader, mut writer) = match connector {
+                Some(connect) => {
+                    let stream = connect(addr).await?;
+                    opts.apply(SockRef::from(&stream))?;
+                    stream.set_nonblocking(true)?;
+                    rt.register(stream)?
+                }
+                None => rt.connect(addr, &opts).await?,
+            };
+            if !handshake.is_empty() {
+                writer.write_all(&handshake).await?;
+                writer.flush().await?;
+            }
+            Ok((reader, writer))
+        };
+        self.dialing = Some((epoch, fut.boxed()));
+    }
+
+    /// Encodes the whole transmit into the one buffer and starts a single write.
+    fn transmit(&mut self, epoch: Epoch, pongs: u8, ping: bool, messages: usize) {
+        self.out.clear();
+        let mut bad = None;
+        for _ in 0..pongs {
+            bad = bad.or(self.codec.encode(Frame::Pong, &mut self.out).err());
+        }
+        if ping {
+            bad = bad.or(self.codec.encode(Frame::Ping, &mut self.out).err());
+        }
+        for p in self.session.transmit_payloads().take(messages) {
+            bad = bad.or(self.codec.encode(Frame::Data(p), &mut self.out).err());
+        }
+        let conn = match &mut self.conn {
+            Some(c) if c.epoch == epoch => c,
+            _ => {
+                // The core only transmits on its current connection, which is always ours.
+                self.local.push(Local::IoError(epoch, NetError::Reset));
+                return;
+            }
+        };
+        if let Some(e) = bad {
+            // Payloads are checked at enqueue, so only a codec that changes its mind gets
+            // here; the connection can no longer be trusted to carry the batch.
+            tracing::error!(%epoch, error = %e, "cannot encode transmit");
+            self.local.push(Local::IoError(epoch, NetError::Other));
+        } else if self.out.is_empty() {
+            self.local.push(Local::Written(epoch));
+        } else {
+            conn.writing = Some(0);
+        }
+    }
+
+    /// Drops whatever belongs to `epoch` (socket, dial or resolution); dropping closes it.
+    fn close_epoch(&mut self, epoch: Epoch, reason: DisconnectReason) {
+        if self.conn.as_ref().is_some_and(|c| c.epoch == epoch) {
+            self.conn = None;
+            tracing::debug!(%epoch, %reason, "socket closed");
+        }
+        if self.dialing.as_ref().is_some_and(|(e, _)| *e == epoch) {
+            self.dialing = None;
+        }
+        if self.resolving.as_ref().is_some_and(|(e, _)| *e == epoch) {
+            self.resolving = None;
+        }
+        self.local.push(Local::Closed(epoch));
+    }
+
+    fn notify(&mut self, n: Notification) {
+        let detail = match &n {
+            Notification::Outcome {
+                id,
+                outcome,
+                payload,
+            } => {
+                if let Some(reply) = self.receipts.remove(id) {
+                    let r = match outcome {
+                        Outcome::Delivered => Ok(()),
+                        o => Err(Undelivered::new(*o, payload.clone().unwrap_or_default())),
+                    };
+                    let _ = reply.send(r);
+                }
+                return;
+            }
+            Notification::AttemptFailed { epoch, .. }
+            | Notification::Disconnected { epoch, .. } => match &self.last_error {
+                Some((e, text)) if e == epoch => Some(text.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        log(&n, detail.as_deref());
+        let at = self.rt.now().saturating_duration_since(self.origin);
+        let _ = self.events.unbounded_send(SessionEvent {
+            at,
+            notification: n,
+            detail,
+        });
+    }
+
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
+        if let Some(rx) = &mut self.cmds {
+            if let Poll::Ready(c) = Pin::new(rx).poll_next(cx) {
+                return Poll::Ready(Wake::Command(c));
+            }
+        }
+        if let Some(conn) = &mut self.conn {
+            if let Some(pos) = &mut conn.writing {
+                if let Poll::Ready(r) = poll_write_all(&mut conn.writer, &self.out, pos, cx) {
+                    conn.writing = None;
+                    return Poll::Ready(Wake::Written(conn.epoch, r));
+                }
+            }
+            if let Some(reader) = &mut conn.reader {
+                let bound = self.codec.max_frame().saturating_add(64 + READ_CHUNK);
+                let want = (self.read_filled + READ_CHUNK).min(bound);
+                if self.read_buf.len() < want {
+                    self.read_buf.resize(want, 0);
+                }
+                let space = &mut self.read_buf[self.read_filled..];
+                if let Poll::Ready(r) = Pin::new(reader).poll_read(cx, space) {
+                    return Poll::Ready(Wake::Read(conn.epoch, r));
+                }
+            }
+        }
+        if let Some((epoch, fut)) = &mut self.dialing {
+            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                let epoch = *epoch;
+                self.dialing = None;
+                return Poll::Ready(Wake::Dialed(epoch, r));
+            }
+        }
+        if let Some((epoch, fut)) = &mut self.resolving {
+            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                let epoch = *epoch;
+                self.resolving = None;
+                return Poll::Ready(Wake::Resolved(epoch, r));
+            }
+        }
+        if let Some((_, sleep)) = &mut self.timer {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.timer = None;
+                return Poll::Ready(Wake::Timer);
+            }
+        }
+        Poll::Pending
+    }
+
+    fn on_wake(&mut self, now: Instant, wake: Wake<R>) {
+        match wake {
+            Wake::Command(Some(c)) => {
+                self.command(now, c);
+                for _ in 1..COMMAND_BATCH {
+                    match self.cmds.as_mut().map(|rx| rx.try_recv()) {
+                        Some(Ok(c)) => self.command(now, c),
+                        Some(Err(e)) if e.is_closed() => self.all_handles_dropped(now),
+                        _ => break,
+                    }
+                }
+            }
+            Wake::Command(None) => self.all_handles_dropped(now),
+            Wake::Timer => {
+                if let Some(t) = &mut self.tap {
+                    t.event(now, &Event::Timer);
+                }
+                self.session.handle(now, Event::Timer);
+            }
+            Wake::Resolved(epoch, Ok(addrs)) => {
+                tracing::debug!(%epoch, ?addrs, "resolved");
+                let event = Event::Resolved {
+                    epoch,
+                    addrs: &addrs,
+                };
+                feed(&mut self.session, &mut self.tap, now, event);
+            }
+            Wake::Resolved(epoch, Err(e)) => {
+                let error = classify_resolve(&e);
+                self.last_error = Some((epoch, e.to_string()));
+                feed(
+                    &mut self.session,
+                    &mut self.tap,
+                    now,
+                    Event::ResolveFailed { epoch, error },
+                );
+            }
+            Wake::Dialed(epoch, Ok((reader, writer))) => {
+                self.read_filled = 0;
+                self.conn = Some(Conn {
+                    epoch,
+                    reader: Some(reader),
+                    writer,
+                    writing: None,
+                });
+                feed(
+                    &mut self.session,
+                    &mut self.tap,
+                    now,
+                    Event::DialOk { epoch },
+                );
+            }
+            Wake::Dialed(epoch, Err(e)) => {
+                let error = classify(&e);
+                self.last_error = Some((epoch, e.to_string()));
+                feed(
+                    &mut self.session,
+                    &mut self.tap,
+                    now,
+                    Event::DialFailed { epoch, error },
+                );
+            }
+            Wake::Written(epoch, Ok(())) => {
+                feed(
+                    &mut self.session,
+                    &mut self.tap,
+                    now,
+                    Event::Written { epoch },
+                );
+            }
+            Wake::Written(epoch, Err(e)) | Wake::Read(epoch, Err(e)) => {
+                if let Some(c) = &mut self.conn {
+                    c.reader = None;
+                }
+                let error = classify(&e);
+                self.last_error = Some((epoch, e.to_string()));
+                feed(
+                    &mut self.session,
+                    &mut self.tap,
+                    now,
+                    Event::IoError { epoch, error },
+                );
+            }
+            Wake::Read(epoch, Ok(0)) => {
+                if let Some(c) = &mut self.conn {
+                    c.reader = None;
+                }
+                feed(&mut self.session, &mut self.tap, now, Event::Eof { epoch });
+            }
+            Wake::Read(epoch, Ok(n)) => self.on_read(now, epoch, n),
+        }
+    }
+
+    /// Decodes every complete frame in the read buffer, then keeps the partial rest.
+    fn on_read(&mut self, now: Instant, epoch: Epoch, n: usize) {
+        let (session, tap) = (&mut self.session, &mut self.tap);
+        feed(session, tap, now, Event::BytesRead { epoch, len: n });
+        self.read_filled += n;
+        let per_reply_acks = session.config().acks == AckMode::InOrder;
+        let mut start = 0;
+        let mut failed = false;
+        while start < self.read_filled {
+            match self.codec.decode(&self.read_buf[start..self.read_filled]) {
+                Ok(Some((frame, used))) => {
+                    match frame {
+                        Frame::Data(d) => {
+                            let _ = self.inbound.unbounded_send(d.to_vec());
+                            if per_reply_acks {
+                                feed(session, tap, now, Event::Acked { epoch, count: 1 });
+                            }
+                        }
+                        Frame::Ping => feed(session, tap, now, Event::PeerPing { epoch }),
+                        Frame::Pong => feed(session, tap, now, Event::Pong { epoch }),
+                    }
+                    // A codec claiming zero bytes would loop forever: treat it as consumed.
+                    start += used.max(1);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%epoch, %error, "inbound framing error");
+                    feed(session, tap, now, Event::ProtocolError { epoch, error });
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.read_filled = 0;
+            if let Some(c) = &mut self.conn {
+                c.reader = None;
+            }
+        } else {
+            let end = self.read_filled.min(self.read_buf.len());
+            self.read_buf.copy_within(start.min(end)..end, 0);
+            self.read_filled = end - start.min(end);
+        }
+    }
+
+    fn command(&mut self, now: Instant, c: Command) {
+        match c {
+            Command::Send {
+                payload,
+                delivery,
+                reply,
+            } => {
+                self.scratch.clear();
+                if let Err(fe) = self.codec.encode(Frame::Data(&payload), &mut self.scratch) {
+                    let max = self.codec.max_frame();
+                    let size = payload.len();
+                    let outcome = Outcome::Rejected(RejectReason::TooLarge { size, max });
+                    let mut u = Undelivered::new(outcome, payload);
+                    u.frame_error = Some(fe);
+                    let _ = reply.send(Err(u));
+                    return;
+                }
+                if let Some(t) = &mut self.tap {
+                    t.enqueue(now, payload.len(), delivery);
+                }
+                match self.session.enqueue(now, payload, delivery) {
+                    Ok(id) => {
+                        self.receipts.insert(id, reply);
+                    }
+                    Err(r) => {
+                        let _ = reply.send(Err(Undelivered::new(
+                            Outcome::Rejected(r.reason),
+                            r.payload,
+                        )));
+                    }
+                }
+            }
+            Command::Close { mode, done } => {
+                self.close_waiters.push(done);
+                self.close(now, mode);
+            }
+            Command::Reconnect => {
+                if let Some(t) = &mut self.tap {
+                    t.reconnect(now);
+                }
+                self.session.reconnect_now(now);
+            }
+        }
+    }
+
+    fn close(&mut self, now: Instant, mode: CloseMode) {
+        if let Some(t) = &mut self.tap {
+            t.close(now, mode);
+        }
+        self.session.close(now, mode);
+    }
+
+    fn all_handles_dropped(&mut self, now: Instant) {
+        self.cmds = None;
+        tracing::debug!("every handle dropped: closing");
+        let drain = self.drop_drain;
+        self.close(now, CloseMode::Graceful { drain });
+    }
+
+    /// The session is closed: settle whatever is left and end every stream.
+    fn finish(mut self) {
+        self.conn = None;
+        self.dialing = None;
+        self.resolving = None;
+        if let Some(mut rx) = self.cmds.take() {
+            rx.close();
+            while let Ok(c) = rx.try_recv() {
+                match c {
+                    Command::Send { payload, reply, .. } => {
+                        let outcome = Outcome::Rejected(RejectReason::Closed);
+                        let _ = reply.send(Err(Undelivered::new(outcome, payload)));
+                    }
+                    Command::Close { done, .. } => self.close_waiters.push(done),
+                    Command::Reconnect => {}
+                }
+            }
+        }
+        for (_, reply) in self.receipts.drain() {
+            // The core settles every message before it closes; this is a safety net.
+            let outcome = Outcome::Abandoned(redial_core::AbandonReason::Closed);
+            let _ = reply.send(Err(Undelivered::new(outcome, Vec::new())));
+        }
+        self.shared
+            .publish(self.session.state(), self.session.stats());
+        for w in self.close_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        tracing::debug!("session task ended");
+    }
+}
+
+/// Writes `buf[*pos..]` and flushes; `*pos` survives `Pending`.
+fn poll_write_all<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    buf: &[u8],
+    pos: &mut usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    while *pos < buf.len() {
+        match Pin::new(&mut *w).poll_write(cx, &buf[*pos..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => *pos += n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    Pin::new(w).poll_flush(cx)
+}
+
+/// The `tracing` line for a notification.
+fn log(n: &Notification, detail: Option<&str>) {
+    match n {
+        Notification::StateChanged { from, to } => {
+            tracing::info!(?from, ?to, "state changed");
+        }
+        Notification::AttemptStarted {
+            epoch,
+            attempt,
+            addr,
+        } => tracing::info!(%epoch, attempt, %addr, "dialing"),
+        Notification::AttemptFailed {
+            epoch,
+            attempt,
+            addr,
+            error,
+            next_delay,
+        } => tracing::warn!(
+            %epoch,
+            attempt,
+            addr = ?addr,
+            %error,
+            detail = detail.unwrap_or(""),
+            next_delay = ?next_delay,
+            "attempt failed"
+        ),
+        Notification::Connected {
+            epoch,
+            addr,
+            attempt,
+        } => tracing::info!(%epoch, %addr, attempt, "connected"),
+        Notification::Disconnected {
+            epoch,
+            reason: reason @ DisconnectReason::HeartbeatTimeout { .. },
+            next_delay,
+            ..
+        } => tracing::warn!(%epoch, %reason, next_delay = ?next_delay, "heartbeat timeout"),
+        Notification::Disconnected {
+            epoch,
+            reason,
+            uptime,
+            next_delay,
+        } => tracing::info!(
+            %epoch,
+            %reason,
+            detail = detail.unwrap_or(""),
+            uptime = ?uptime,
+            next_delay = ?next_delay,
+            "disconnected"
+        ),
+        Notification::Rtt { sample, smoothed } => {
+            tracing::trace!(?sample, ?smoothed, "rtt");
+        }
+        Notification::GaveUp {
+            failures,
+            elapsed,
+            last_error,
+        } => tracing::error!(failures, ?elapsed, %last_error, "gave up"),
+        other => tracing::debug!(notification = ?other, "notification"),
+    }
+}

@@ -1,0 +1,241 @@
+//! What the user holds: a cloneable [`Handle`], per-message [`Receipt`]s, and the
+//! [`Inbound`] and [`Events`] streams.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::Stream;
+use redial_core::{
+    AbandonReason, CloseMode, Delivery, FrameError, Notification, Outcome, RejectReason, State,
+    Stats,
+};
+
+/// A user command for the session task.
+pub(crate) enum Command {
+    Send {
+        payload: Vec<u8>,
+        delivery: Delivery,
+        reply: oneshot::Sender<Result<(), Undelivered>>,
+    },
+    Close {
+        mode: CloseMode,
+        done: oneshot::Sender<()>,
+    },
+    Reconnect,
+}
+
+/// The latest state and counters, published by the session task after every round.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) snapshot: Mutex<(State, Stats)>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            snapshot: Mutex::new((State::Disconnected, Stats::default())),
+        })
+    }
+
+    pub(crate) fn publish(&self, state: State, stats: Stats) {
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = (state, stats);
+    }
+
+    fn get(&self) -> (State, Stats) {
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A message that was not delivered, handed back with how it ended.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Undelivered {
+    /// How it ended: in doubt, abandoned or rejected.
+    pub outcome: Outcome,
+    /// The message.
+    pub payload: Vec<u8>,
+    /// Set when the codec cannot encode the payload (for example a line break inside a line);
+    /// the outcome is then `Rejected(TooLarge)` for lack of a better core reason.
+    pub frame_error: Option<FrameError>,
+}
+
+impl Undelivered {
+    pub(crate) fn new(outcome: Outcome, payload: Vec<u8>) -> Self {
+        Undelivered {
+            outcome,
+            payload,
+            frame_error: None,
+        }
+    }
+}
+
+impl fmt::Debug for Undelivered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Undelivered")
+            .field("outcome", &self.outcome)
+            .field("len", &self.payload.len())
+            .field("frame_error", &self.frame_error)
+            .finish()
+    }
+}
+
+impl fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "message not delivered: {:?}", self.outcome)
+    }
+}
+
+impl std::error::Error for Undelivered {}
+
+/// The outcome of one sent message: `Ok(())` when delivered, otherwise the message back.
+/// Dropping a receipt does not cancel the message.
+#[must_use = "a receipt tells whether the message was delivered"]
+pub struct Receipt {
+    rx: Result<oneshot::Receiver<Result<(), Undelivered>>, Option<Undelivered>>,
+}
+
+impl fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Receipt")
+    }
+}
+
+impl Future for Receipt {
+    type Output = Result<(), Undelivered>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.rx {
+            Ok(rx) => Pin::new(rx).poll(cx).map(|r| {
+                // The task settles every message before it ends; a dropped sender means it
+                // was torn down (e.g. its runtime shut down), so the message is abandoned.
+                r.unwrap_or_else(|_| {
+                    Err(Undelivered::new(
+                        Outcome::Abandoned(AbandonReason::Closed),
+                        Vec::new(),
+                    ))
+                })
+            }),
+            Err(u) => Poll::Ready(Err(u.take().unwrap_or_else(|| {
+                Undelivered::new(Outcome::Rejected(RejectReason::Closed), Vec::new())
+            }))),
+        }
+    }
+}
+
+/// A cloneable handle to a running session. Dropping every clone closes the session
+/// gracefully (a short drain, see [`crate::Builder::drop_drain`]).
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) tx: mpsc::UnboundedSender<Command>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Handle {
+    /// Enqueues a message now (messages keep the order of `send` calls) and returns its
+    /// receipt. A closed session hands the message straight back as rejected.
+    pub fn send(&self, payload: Vec<u8>, delivery: Delivery) -> Receipt {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.unbounded_send(Command::Send {
+            payload,
+            delivery,
+            reply,
+        }) {
+            Ok(()) => Receipt { rx: Ok(rx) },
+            Err(e) => {
+                let payload = match e.into_inner() {
+                    Command::Send { payload, .. } => payload,
+                    _ => Vec::new(),
+                };
+                let u = Undelivered::new(Outcome::Rejected(RejectReason::Closed), payload);
+                Receipt { rx: Err(Some(u)) }
+            }
+        }
+    }
+
+    /// The lifecycle state, as of the session's last round.
+    pub fn state(&self) -> State {
+        self.shared.get().0
+    }
+
+    /// The counters, as of the session's last round.
+    pub fn stats(&self) -> Stats {
+        self.shared.get().1
+    }
+
+    /// Skips the backoff wait, or drops the live connection and dials again.
+    pub fn reconnect_now(&self) {
+        let _ = self.tx.unbounded_send(Command::Reconnect);
+    }
+
+    /// Closes the session; the future resolves once the session task has ended (at once if
+    /// it already has). Every receipt is resolved by then.
+    pub fn close(&self, mode: CloseMode) -> impl Future<Output = ()> + Send + 'static {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.unbounded_send(Command::Close { mode, done });
+        async move {
+            let _ = rx.await;
+        }
+    }
+
+    /// A graceful close with a drain deadline (shorthand for [`Handle::close`]).
+    pub fn close_graceful(&self, drain: Duration) -> impl Future<Output = ()> + Send + 'static {
+        self.close(CloseMode::Graceful { drain })
+    }
+
+    /// Whether the session task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Inbound data frames, in arrival order, across reconnects. Ends when the session ends.
+#[derive(Debug)]
+pub struct Inbound {
+    pub(crate) rx: mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
+impl Stream for Inbound {
+    type Item = Vec<u8>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        Pin::new(&mut self.rx).poll_next(cx)
+    }
+}
+
+/// One lifecycle event: a core [`Notification`] (everything but message outcomes, which go to
+/// receipts) with the I/O error text behind it, where there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionEvent {
+    /// Time since the session started (on the runtime's clock).
+    pub at: Duration,
+    /// What happened.
+    pub notification: Notification,
+    /// For a failed attempt or an I/O disconnect: the operating system's error text.
+    pub detail: Option<String>,
+}
+
+/// The lossless stream of [`SessionEvent`]s. Ends when the session ends.
+#[derive(Debug)]
+pub struct Events {
+    pub(crate) rx: mpsc::UnboundedReceiver<SessionEvent>,
+}
+
+impl Stream for Events {
+    type Item = SessionEvent;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SessionEvent>> {
+        Pin::new(&mut self.rx).poll_next(cx)
+    }
+}
