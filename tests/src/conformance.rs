@@ -157,7 +157,11 @@ impl Live {
 pub async fn eventually<A: Adapter>(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "[{}] timed out after {timeout:?} waiting for {what}", A::NAME);
+        assert!(
+            Instant::now() < deadline,
+            "[{}] timed out after {timeout:?} waiting for {what}",
+            A::NAME
+        );
         A::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -168,7 +172,9 @@ pub async fn within<A: Adapter, T>(timeout: Duration, what: &str, f: impl Future
     futures::pin_mut!(f);
     match futures::future::select(f, sleep).await {
         futures::future::Either::Left((v, _)) => v,
-        futures::future::Either::Right(_) => panic!("[{}] {what} did not finish within {timeout:?}", A::NAME),
+        futures::future::Either::Right(_) => {
+            panic!("[{}] {what} did not finish within {timeout:?}", A::NAME)
+        }
     }
 }
 
@@ -177,7 +183,9 @@ fn is_connected(n: &Notification) -> bool {
 }
 
 fn line_session<A: Adapter>(addr: SocketAddr, config: Config) -> Builder<A::Rt> {
-    A::builder(addr.into()).config(config).codec(LineCodec::plain())
+    A::builder(addr.into())
+        .config(config)
+        .codec(LineCodec::plain())
 }
 
 const LONG: Duration = Duration::from_secs(10);
@@ -186,9 +194,13 @@ const LONG: Duration = Duration::from_secs(10);
 pub async fn exchange_and_heartbeat<A: Adapter>() {
     let server = LineServer::start();
     let mut s = Live::spawn::<A>(line_session::<A>(server.addr(), fast_config()));
-    within::<A, _>(LONG, "delivery", s.handle.send(b"hello".to_vec(), Delivery::AtMostOnce))
-        .await
-        .expect("delivered");
+    within::<A, _>(
+        LONG,
+        "delivery",
+        s.handle.send(b"hello".to_vec(), Delivery::AtMostOnce),
+    )
+    .await
+    .expect("delivered");
     eventually::<A>(LONG, "server got hello", || server.received() == ["hello"]).await;
     server.send_to_all(b"world\r\n");
     let got = within::<A, _>(LONG, "inbound", s.inbound.next()).await;
@@ -196,9 +208,18 @@ pub async fn exchange_and_heartbeat<A: Adapter>() {
     // Idle for ten heartbeat intervals: pings are answered and the connection stays up.
     let pings_before = server.pings();
     A::sleep(Duration::from_millis(2000)).await;
-    assert!(server.pings() >= pings_before + 4, "pings: {} -> {}", pings_before, server.pings());
+    assert!(
+        server.pings() >= pings_before + 4,
+        "pings: {} -> {}",
+        pings_before,
+        server.pings()
+    );
     assert_eq!(s.handle.state(), State::Connected);
-    assert_eq!(s.handle.stats().connects, 1, "an idle, answered connection was never dropped");
+    assert_eq!(
+        s.handle.stats().connects,
+        1,
+        "an idle, answered connection was never dropped"
+    );
     assert!(s.handle.stats().srtt.is_some(), "PONGs give RTT samples");
     assert_eq!(server.connections(), 1);
 }
@@ -213,14 +234,27 @@ pub async fn down_at_start_follows_policy<A: Adapter>() {
             .with_jitter(jitter);
         let cfg = fast_config().with_backoff(backoff);
         let mut s = Live::spawn::<A>(line_session::<A>(dead_addr(), cfg));
-        let failed = |e: &SessionEvent| matches!(e.notification, Notification::AttemptFailed { attempt: 6, .. });
+        let failed = |e: &SessionEvent| {
+            matches!(
+                e.notification,
+                Notification::AttemptFailed { attempt: 6, .. }
+            )
+        };
         s.wait_event::<A>(LONG, "six failed attempts", failed).await;
         let fails: Vec<(Duration, u32, Option<SocketAddr>, Duration)> = s
             .seen
             .iter()
             .filter_map(|e| match e.notification {
-                Notification::AttemptFailed { attempt, addr, next_delay, .. } => {
-                    assert!(e.detail.is_some(), "attempt failures carry the OS error text");
+                Notification::AttemptFailed {
+                    attempt,
+                    addr,
+                    next_delay,
+                    ..
+                } => {
+                    assert!(
+                        e.detail.is_some(),
+                        "attempt failures carry the OS error text"
+                    );
                     Some((e.at, attempt, addr, next_delay.expect("never gives up")))
                 }
                 _ => None,
@@ -236,13 +270,17 @@ pub async fn down_at_start_follows_policy<A: Adapter>() {
             assert_eq!(*attempt as usize, i + 1);
             assert!(addr.is_some(), "the failure names its target address");
             let base = backoff.base(*attempt);
-            assert!(*delay <= backoff.cap && *delay <= base, "{jitter:?}: delay {delay:?} > base {base:?}");
+            assert!(
+                *delay <= backoff.cap && *delay <= base,
+                "{jitter:?}: delay {delay:?} > base {base:?}"
+            );
             if jitter == Jitter::None {
                 assert_eq!(*delay, base);
             }
             let gap = starts[i + 1].saturating_sub(*at);
             assert!(
-                gap + Duration::from_millis(2) >= *delay && gap <= *delay + Duration::from_millis(150),
+                gap + Duration::from_millis(2) >= *delay
+                    && gap <= *delay + Duration::from_millis(150),
                 "[{}] {jitter:?}: attempt {} started {gap:?} after failure, policy said {delay:?}",
                 A::NAME,
                 attempt + 1
@@ -257,14 +295,19 @@ pub async fn restart_flushes_queue_in_order<A: Adapter>() {
     let server = LineServer::start();
     let mut s = Live::spawn::<A>(line_session::<A>(server.addr(), fast_config()));
     for m in ["a", "b"] {
-        s.handle.send(m.into(), Delivery::AtMostOnce).await.expect("delivered");
+        s.handle
+            .send(m.into(), Delivery::AtMostOnce)
+            .await
+            .expect("delivered");
     }
     // Without acks, "delivered" means written to the socket: let the server read them before
     // it goes down (the ledger scenario covers messages caught on the wire).
     eventually::<A>(LONG, "a and b read", || server.received().len() == 2).await;
     server.stop();
-    s.wait_event::<A>(LONG, "disconnect", |e| matches!(e.notification, Notification::Disconnected { .. }))
-        .await;
+    s.wait_event::<A>(LONG, "disconnect", |e| {
+        matches!(e.notification, Notification::Disconnected { .. })
+    })
+    .await;
     let receipts: Vec<_> = ["c", "d", "e"]
         .iter()
         .map(|m| s.handle.send(m.as_bytes().to_vec(), Delivery::AtMostOnce))
@@ -273,7 +316,9 @@ pub async fn restart_flushes_queue_in_order<A: Adapter>() {
     assert_ne!(s.handle.state(), State::Connected);
     server.start_again();
     for r in receipts {
-        within::<A, _>(LONG, "queued delivery", r).await.expect("delivered after restart");
+        within::<A, _>(LONG, "queued delivery", r)
+            .await
+            .expect("delivered after restart");
     }
     let deadline = Instant::now() + LONG;
     while server.received().len() < 5 && Instant::now() < deadline {
@@ -292,19 +337,34 @@ pub async fn give_up_abandons_everything<A: Adapter>() {
         when: GiveUpWhen::Either,
     });
     let mut s = Live::spawn::<A>(line_session::<A>(dead_addr(), cfg));
-    let receipts: Vec<_> = (0..3u8).map(|i| s.handle.send(vec![b'm', b'0' + i], Delivery::Idempotent)).collect();
+    let receipts: Vec<_> = (0..3u8)
+        .map(|i| s.handle.send(vec![b'm', b'0' + i], Delivery::Idempotent))
+        .collect();
     for (i, r) in receipts.into_iter().enumerate() {
-        let u = within::<A, _>(LONG, "abandon", r).await.expect_err("cannot be delivered");
+        let u = within::<A, _>(LONG, "abandon", r)
+            .await
+            .expect_err("cannot be delivered");
         assert_eq!(u.outcome, Outcome::Abandoned(AbandonReason::GaveUp));
         assert_eq!(u.payload, vec![b'm', b'0' + i as u8]);
     }
-    s.wait_event::<A>(LONG, "gave up", |e| matches!(e.notification, Notification::GaveUp { failures: 3, .. }))
-        .await;
+    s.wait_event::<A>(LONG, "gave up", |e| {
+        matches!(e.notification, Notification::GaveUp { failures: 3, .. })
+    })
+    .await;
     eventually::<A>(LONG, "closed", || s.handle.state() == State::Closed).await;
-    assert_eq!(s.count(|n| matches!(n, Notification::AttemptFailed { .. })), 3);
+    assert_eq!(
+        s.count(|n| matches!(n, Notification::AttemptFailed { .. })),
+        3
+    );
     let late = s.handle.send(b"late".to_vec(), Delivery::AtMostOnce).await;
-    assert_eq!(late.expect_err("closed").outcome, Outcome::Rejected(RejectReason::Closed));
-    let end = within::<A, _>(LONG, "events end", async { while s.events.next().await.is_some() {} }).await;
+    assert_eq!(
+        late.expect_err("closed").outcome,
+        Outcome::Rejected(RejectReason::Closed)
+    );
+    let end = within::<A, _>(LONG, "events end", async {
+        while s.events.next().await.is_some() {}
+    })
+    .await;
     let _: () = end;
 }
 
@@ -316,34 +376,60 @@ pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
     let cfg = fast_config();
     let hb = cfg.heartbeat.expect("on");
     let mut s = Live::spawn::<A>(line_session::<A>(proxy.addr(), cfg));
-    s.handle.send(b"x".to_vec(), Delivery::AtMostOnce).await.expect("delivered");
+    s.handle
+        .send(b"x".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect("delivered");
     let mut plain = TcpStream::connect(proxy.addr()).expect("plain connect");
     let cut = Instant::now();
     proxy.set_mode(Mode::Blackhole);
     let ev = s
         .wait_event::<A>(LONG, "heartbeat timeout", |e| {
-            matches!(e.notification, Notification::Disconnected { reason: DisconnectReason::HeartbeatTimeout { .. }, .. })
+            matches!(
+                e.notification,
+                Notification::Disconnected {
+                    reason: DisconnectReason::HeartbeatTimeout { .. },
+                    ..
+                }
+            )
         })
         .await;
     let detected = cut.elapsed();
     let bound = hb.interval + hb.timeout + Duration::from_millis(400);
-    assert!(detected <= bound, "[{}] detected after {detected:?}, bound {bound:?}", A::NAME);
+    assert!(
+        detected <= bound,
+        "[{}] detected after {detected:?}, bound {bound:?}",
+        A::NAME
+    );
     let _ = ev;
     // The plain socket, cut at the same moment, has noticed nothing by now.
-    plain.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    plain
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
     let mut buf = [0u8; 16];
     match std::io::Read::read(&mut plain, &mut buf) {
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
         other => panic!("the plain socket noticed the blackhole: {other:?}"),
     }
     // The session keeps redialing during the cut (the proxy accepts and holds those
     // connections); after heal the current one flows.
     proxy.set_mode(Mode::PassThrough);
-    within::<A, _>(LONG, "delivery after heal", s.handle.send(b"y".to_vec(), Delivery::AtMostOnce))
-        .await
-        .expect("delivered after heal");
+    within::<A, _>(
+        LONG,
+        "delivery after heal",
+        s.handle.send(b"y".to_vec(), Delivery::AtMostOnce),
+    )
+    .await
+    .expect("delivered after heal");
     assert!(s.handle.stats().connects >= 2);
-    eventually::<A>(LONG, "y received", || server.received().iter().any(|l| l == "y")).await;
+    eventually::<A>(LONG, "y received", || {
+        server.received().iter().any(|l| l == "y")
+    })
+    .await;
 }
 
 /// 6. Epochs: the old socket (slow proxy: late bytes, delayed close) never disturbs the new
@@ -351,25 +437,45 @@ pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
 pub async fn old_socket_never_disturbs_new<A: Adapter>() {
     let server = LineServer::start();
     let proxy = FaultProxy::start(server.addr());
-    let mut s = Live::spawn::<A>(line_session::<A>(proxy.addr(), fast_config().with_heartbeat(None)));
-    s.wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification)).await;
+    let mut s = Live::spawn::<A>(line_session::<A>(
+        proxy.addr(),
+        fast_config().with_heartbeat(None),
+    ));
+    s.wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification))
+        .await;
     eventually::<A>(LONG, "server accepted", || server.live() == 1).await;
     // Bytes from the server are in flight on the old connection when it is replaced.
     proxy.set_latency_down(Duration::from_millis(300));
     server.send_to_all(b"late-from-old\r\n");
     s.handle.reconnect_now();
-    s.wait_event::<A>(LONG, "second connection", |e| {
-        matches!(e.notification, Notification::Connected { epoch, .. } if epoch.get() >= 2)
-    })
+    s.wait_event::<A>(
+        LONG,
+        "second connection",
+        |e| matches!(e.notification, Notification::Connected { epoch, .. } if epoch.get() >= 2),
+    )
     .await;
     proxy.set_latency_down(Duration::ZERO);
     // Let the old socket's late bytes and close arrive.
     A::sleep(Duration::from_millis(600)).await;
-    s.handle.send(b"after".to_vec(), Delivery::AtMostOnce).await.expect("delivered");
-    eventually::<A>(LONG, "after received", || server.received().contains(&"after".to_string())).await;
-    let conns: Vec<u64> = server.received_with_conn().iter().map(|(c, _)| *c).collect();
+    s.handle
+        .send(b"after".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect("delivered");
+    eventually::<A>(LONG, "after received", || {
+        server.received().contains(&"after".to_string())
+    })
+    .await;
+    let conns: Vec<u64> = server
+        .received_with_conn()
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
     assert_eq!(conns.len(), 1, "exactly one copy");
-    assert_eq!(s.count(|n| matches!(n, Notification::Disconnected { .. })), 1, "only the replaced one ended");
+    assert_eq!(
+        s.count(|n| matches!(n, Notification::Disconnected { .. })),
+        1,
+        "only the replaced one ended"
+    );
     assert_eq!(s.handle.state(), State::Connected);
     eventually::<A>(LONG, "old server-side socket closed", || server.live() == 1).await;
     // Nothing from the old socket surfaced on the new connection's inbound stream.
@@ -377,7 +483,10 @@ pub async fn old_socket_never_disturbs_new<A: Adapter>() {
     while let Some(Some(m)) = s.inbound.next().now_or_never() {
         inbound.push(m);
     }
-    assert!(!inbound.iter().any(|m| m == b"late-from-old"), "old bytes leaked: {inbound:?}");
+    assert!(
+        !inbound.iter().any(|m| m == b"late-from-old"),
+        "old bytes leaked: {inbound:?}"
+    );
 }
 
 /// 7. Ledger: at-most-once messages written before a cut come back in doubt and are never
@@ -385,9 +494,14 @@ pub async fn old_socket_never_disturbs_new<A: Adapter>() {
 pub async fn ledger_in_doubt_and_replay<A: Adapter>() {
     let server = LineServer::start();
     server.set_reply(Some("+OK "));
-    let cfg = fast_config().with_heartbeat(None).with_acks(AckMode::InOrder);
+    let cfg = fast_config()
+        .with_heartbeat(None)
+        .with_acks(AckMode::InOrder);
     let s = Live::spawn::<A>(line_session::<A>(server.addr(), cfg).acks(AckMode::InOrder));
-    s.handle.send(b"warmup".to_vec(), Delivery::AtMostOnce).await.expect("acked");
+    s.handle
+        .send(b"warmup".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect("acked");
     server.set_silent(true);
     let r1 = s.handle.send(b"i1".to_vec(), Delivery::Idempotent);
     let r2 = s.handle.send(b"n1".to_vec(), Delivery::AtMostOnce);
@@ -395,38 +509,85 @@ pub async fn ledger_in_doubt_and_replay<A: Adapter>() {
     eventually::<A>(LONG, "written, unacked", || server.received().len() == 4).await;
     server.set_silent(false);
     server.kill_all();
-    let n1 = within::<A, _>(LONG, "n1 outcome", r2).await.expect_err("in doubt");
-    assert_eq!((n1.outcome, n1.payload.as_slice()), (Outcome::InDoubt, &b"n1"[..]));
-    within::<A, _>(LONG, "i1 replay", r1).await.expect("i1 replayed and acked");
-    within::<A, _>(LONG, "i2 replay", r3).await.expect("i2 replayed and acked");
+    let n1 = within::<A, _>(LONG, "n1 outcome", r2)
+        .await
+        .expect_err("in doubt");
+    assert_eq!(
+        (n1.outcome, n1.payload.as_slice()),
+        (Outcome::InDoubt, &b"n1"[..])
+    );
+    within::<A, _>(LONG, "i1 replay", r1)
+        .await
+        .expect("i1 replayed and acked");
+    within::<A, _>(LONG, "i2 replay", r3)
+        .await
+        .expect("i2 replayed and acked");
     let log = server.received_with_conn();
     let count = |m: &str| log.iter().filter(|(_, l)| l == m).count();
     assert_eq!(count("n1"), 1, "in-doubt message resent: {log:?}");
-    assert_eq!((count("i1"), count("i2")), (2, 2), "idempotent replayed exactly once: {log:?}");
+    assert_eq!(
+        (count("i1"), count("i2")),
+        (2, 2),
+        "idempotent replayed exactly once: {log:?}"
+    );
     let second: Vec<&str> = log.iter().skip(4).map(|(_, l)| l.as_str()).collect();
-    assert_eq!(second, ["i1", "i2"], "replayed in order on the new connection");
+    assert_eq!(
+        second,
+        ["i1", "i2"],
+        "replayed in order on the new connection"
+    );
     assert_eq!(s.handle.stats().in_doubt, 1);
 }
 
 /// 8. Queue full: rejected at once with the message handed back; memory stays bounded.
 pub async fn queue_full_rejects<A: Adapter>() {
-    let q = QueueLimits { max_messages: 4, max_bytes: 1 << 16, max_message: 1 << 10, overflow: redial_core::Overflow::Reject };
+    let q = QueueLimits {
+        max_messages: 4,
+        max_bytes: 1 << 16,
+        max_message: 1 << 10,
+        overflow: redial_core::Overflow::Reject,
+    };
     let s = Live::spawn::<A>(line_session::<A>(dead_addr(), fast_config().with_queue(q)));
-    let held: Vec<_> = (0..4).map(|i| s.handle.send(vec![b'a' + i], Delivery::AtMostOnce)).collect();
+    let held: Vec<_> = (0..4)
+        .map(|i| s.handle.send(vec![b'a' + i], Delivery::AtMostOnce))
+        .collect();
     let mut rejected = 0;
     for i in 0..10_000u32 {
         let payload = format!("r{i}").into_bytes();
-        let u = s.handle.send(payload.clone(), Delivery::AtMostOnce).await.expect_err("full");
-        assert_eq!((u.outcome, u.payload), (Outcome::Rejected(RejectReason::QueueFull), payload));
+        let u = s
+            .handle
+            .send(payload.clone(), Delivery::AtMostOnce)
+            .await
+            .expect_err("full");
+        assert_eq!(
+            (u.outcome, u.payload),
+            (Outcome::Rejected(RejectReason::QueueFull), payload)
+        );
         rejected += 1;
     }
     assert_eq!(rejected, 10_000);
-    let big = s.handle.send(vec![0; 2048], Delivery::AtMostOnce).await.expect_err("too large");
-    assert!(matches!(big.outcome, Outcome::Rejected(RejectReason::TooLarge { size: 2048, max: 1024 })));
-    eventually::<A>(LONG, "rejections counted", || s.handle.stats().rejected == 10_001).await;
+    let big = s
+        .handle
+        .send(vec![0; 2048], Delivery::AtMostOnce)
+        .await
+        .expect_err("too large");
+    assert!(matches!(
+        big.outcome,
+        Outcome::Rejected(RejectReason::TooLarge {
+            size: 2048,
+            max: 1024
+        })
+    ));
+    eventually::<A>(LONG, "rejections counted", || {
+        s.handle.stats().rejected == 10_001
+    })
+    .await;
     s.handle.close(CloseMode::Immediate).await;
     for r in held {
-        assert_eq!(r.await.expect_err("abandoned").outcome, Outcome::Abandoned(AbandonReason::Closed));
+        assert_eq!(
+            r.await.expect_err("abandoned").outcome,
+            Outcome::Abandoned(AbandonReason::Closed)
+        );
     }
 }
 
@@ -435,9 +596,21 @@ pub async fn queue_full_rejects<A: Adapter>() {
 pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
     let server = LineServer::start();
     let s = Live::spawn::<A>(line_session::<A>(server.addr(), fast_config()));
-    let receipts: Vec<_> = (0..100).map(|i| s.handle.send(format!("m{i}").into_bytes(), Delivery::AtMostOnce)).collect();
+    let receipts: Vec<_> = (0..100)
+        .map(|i| {
+            s.handle
+                .send(format!("m{i}").into_bytes(), Delivery::AtMostOnce)
+        })
+        .collect();
     let t = Instant::now();
-    within::<A, _>(LONG, "graceful close", s.handle.close(CloseMode::Graceful { drain: Duration::from_secs(5) })).await;
+    within::<A, _>(
+        LONG,
+        "graceful close",
+        s.handle.close(CloseMode::Graceful {
+            drain: Duration::from_secs(5),
+        }),
+    )
+    .await;
     assert!(t.elapsed() < Duration::from_secs(5));
     for r in receipts {
         r.await.expect("drained before close");
@@ -448,50 +621,105 @@ pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
     let down = Live::spawn::<A>(line_session::<A>(dead_addr(), fast_config()));
     let r = down.handle.send(b"x".to_vec(), Delivery::AtMostOnce);
     let t = Instant::now();
-    down.handle.close(CloseMode::Graceful { drain: Duration::from_millis(300) }).await;
+    down.handle
+        .close(CloseMode::Graceful {
+            drain: Duration::from_millis(300),
+        })
+        .await;
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "drain took {took:?}");
-    assert_eq!(r.await.expect_err("undeliverable").outcome, Outcome::Abandoned(AbandonReason::DrainTimeout));
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "drain took {took:?}"
+    );
+    assert_eq!(
+        r.await.expect_err("undeliverable").outcome,
+        Outcome::Abandoned(AbandonReason::DrainTimeout)
+    );
 
     let down = Live::spawn::<A>(line_session::<A>(dead_addr(), fast_config()));
     let r = down.handle.send(b"y".to_vec(), Delivery::AtMostOnce);
     down.handle.close(CloseMode::Immediate).await;
-    assert_eq!(r.await.expect_err("abandoned").outcome, Outcome::Abandoned(AbandonReason::Closed));
+    assert_eq!(
+        r.await.expect_err("abandoned").outcome,
+        Outcome::Abandoned(AbandonReason::Closed)
+    );
 }
 
 /// 10. Bad input: oversized and malformed inbound frames close that connection with a typed
 /// error and the session recovers; bad config is refused before anything is spawned.
 pub async fn bad_input_reconnects_bad_config_refused<A: Adapter>() {
     let server = LineServer::start();
-    let b = A::builder(server.addr().into()).config(fast_config()).codec(LineCodec::plain().with_max_line(64));
+    let b = A::builder(server.addr().into())
+        .config(fast_config())
+        .codec(LineCodec::plain().with_max_line(64));
     let mut s = Live::spawn::<A>(b);
-    s.wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification)).await;
+    s.wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification))
+        .await;
     eventually::<A>(LONG, "server accepted", || server.live() == 1).await;
     server.send_to_all(&[b'z'; 500]);
     s.wait_event::<A>(LONG, "oversized frame", |e| {
-        matches!(e.notification, Notification::Disconnected { reason: DisconnectReason::Protocol(FrameError::TooLarge { max: 64, .. }), .. })
+        matches!(
+            e.notification,
+            Notification::Disconnected {
+                reason: DisconnectReason::Protocol(FrameError::TooLarge { max: 64, .. }),
+                ..
+            }
+        )
     })
     .await;
-    s.handle.send(b"recovered".to_vec(), Delivery::AtMostOnce).await.expect("delivered after reconnect");
-    eventually::<A>(LONG, "recovered", || server.received().contains(&"recovered".to_string())).await;
+    s.handle
+        .send(b"recovered".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect("delivered after reconnect");
+    eventually::<A>(LONG, "recovered", || {
+        server.received().contains(&"recovered".to_string())
+    })
+    .await;
 
     let len_server = LenServer::start();
-    let mut s = Live::spawn::<A>(A::builder(len_server.addr().into()).config(fast_config()).codec(LengthCodec::new(1024)));
-    s.wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification)).await;
+    let mut s = Live::spawn::<A>(
+        A::builder(len_server.addr().into())
+            .config(fast_config())
+            .codec(LengthCodec::new(1024)),
+    );
+    s.wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification))
+        .await;
     eventually::<A>(LONG, "len server accepted", || len_server.live() == 1).await;
     len_server.send_raw_to_all(&[0, 0, 0, 2, 9, 9]);
     s.wait_event::<A>(LONG, "malformed frame", |e| {
-        matches!(e.notification, Notification::Disconnected { reason: DisconnectReason::Protocol(FrameError::Malformed { .. }), .. })
+        matches!(
+            e.notification,
+            Notification::Disconnected {
+                reason: DisconnectReason::Protocol(FrameError::Malformed { .. }),
+                ..
+            }
+        )
     })
     .await;
-    s.handle.send(b"ok".to_vec(), Delivery::AtMostOnce).await.expect("delivered after reconnect");
-    eventually::<A>(LONG, "len recovered", || len_server.received().contains(&b"ok".to_vec())).await;
+    s.handle
+        .send(b"ok".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect("delivered after reconnect");
+    eventually::<A>(LONG, "len recovered", || {
+        len_server.received().contains(&b"ok".to_vec())
+    })
+    .await;
 
     let probe = LineServer::start();
-    let bad = fast_config().with_heartbeat(Some(Heartbeat { interval: Duration::ZERO, ..Heartbeat::default() }));
-    let err = A::builder(probe.addr().into()).config(bad).spawn().err().expect("refused");
+    let bad = fast_config().with_heartbeat(Some(Heartbeat {
+        interval: Duration::ZERO,
+        ..Heartbeat::default()
+    }));
+    let err = A::builder(probe.addr().into())
+        .config(bad)
+        .spawn()
+        .err()
+        .expect("refused");
     assert_eq!(err, ConfigError::ZeroDuration("heartbeat.interval"));
-    assert_eq!(err.to_string(), "heartbeat.interval must be greater than zero");
+    assert_eq!(
+        err.to_string(),
+        "heartbeat.interval must be greater than zero"
+    );
     A::sleep(Duration::from_millis(100)).await;
     assert_eq!(probe.connections(), 0, "nothing was spawned");
 }
@@ -513,18 +741,39 @@ impl Discover for CountingDiscover {
 pub async fn rediscovers_every_cycle<A: Adapter>() {
     let server = LineServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
-    let d = CountingDiscover { addr: server.addr(), calls: calls.clone() };
-    let mut s = Live::spawn::<A>(A::builder(Target::discover(d)).config(fast_config()).codec(LineCodec::plain()));
+    let d = CountingDiscover {
+        addr: server.addr(),
+        calls: calls.clone(),
+    };
+    let mut s = Live::spawn::<A>(
+        A::builder(Target::discover(d))
+            .config(fast_config())
+            .codec(LineCodec::plain()),
+    );
     for cycle in 1..=5u64 {
         eventually::<A>(LONG, "connected", || s.handle.stats().connects == cycle).await;
         s.handle.reconnect_now();
     }
     eventually::<A>(LONG, "sixth connect", || s.handle.stats().connects == 6).await;
-    assert_eq!(calls.load(Ordering::SeqCst), 6, "one discovery per attempt, none cached");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        6,
+        "one discovery per attempt, none cached"
+    );
     s.drain();
 
     let host = format!("localhost:{}", server.addr().port());
-    let l = Live::spawn::<A>(A::builder(Target::from(host.as_str())).config(fast_config()).codec(LineCodec::plain()));
-    l.handle.send(b"via-dns".to_vec(), Delivery::AtMostOnce).await.expect("delivered via localhost");
-    eventually::<A>(LONG, "dns message", || server.received().contains(&"via-dns".to_string())).await;
+    let l = Live::spawn::<A>(
+        A::builder(Target::from(host.as_str()))
+            .config(fast_config())
+            .codec(LineCodec::plain()),
+    );
+    l.handle
+        .send(b"via-dns".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect("delivered via localhost");
+    eventually::<A>(LONG, "dns message", || {
+        server.received().contains(&"via-dns".to_string())
+    })
+    .await;
 }
