@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+mod pipe;
 mod sim;
 
 /// Keep long-lived TCP conversations alive: tools around the redial state machine.
@@ -20,6 +22,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Watch a session ride through refusals, a half-open partition, a server restart and a
+    /// cut with requests in flight (local server and fault proxy, about 20 s).
+    Demo(demo::DemoArgs),
+    /// A reconnecting, heartbeating line pipe: stdin lines to the server, its lines to stdout.
+    ///
+    /// Exit codes: 0 all lines delivered, 1 runtime error, 2 bad arguments, 3 gave up
+    /// reconnecting, 4 some lines not delivered (reported on stderr).
+    Pipe(pipe::PipeArgs),
     /// Simulate many clients with a reconnect policy through a fault, on virtual time.
     Sim(sim::SimArgs),
 }
@@ -42,6 +52,11 @@ pub(crate) type CmdResult = Result<(), Box<dyn std::error::Error>>;
 fn main() -> ExitCode {
     let cli = Cli::parse(); // Exits with 2 on bad arguments.
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Pipe(args) => match pipe::run(args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Sim(args) => sim::run(args),
     };
     match result {

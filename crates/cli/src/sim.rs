@@ -106,9 +106,9 @@ struct Output<'a> {
 pub(crate) fn run(args: SimArgs) -> CmdResult {
     match simulate_and_print(&args) {
         // A closed stdout (`| head`) is the reader's choice, not a failure.
-        Err(e) if e
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        Err(e)
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
         {
             Ok(())
         }
@@ -223,7 +223,11 @@ fn scenario(args: &SimArgs) -> Result<Scenario, UsageError> {
         });
     config.seed = args.seed;
     let mut sc = Scenario::new(args.clients, config, duration)
-        .with_faults(FaultSchedule::single(args.fault, args.fault_at, args.outage))
+        .with_faults(FaultSchedule::single(
+            args.fault,
+            args.fault_at,
+            args.outage,
+        ))
         .with_workload((!args.message_every.is_zero()).then(|| Workload {
             every: args.message_every,
             ..Workload::default()
@@ -234,7 +238,10 @@ fn scenario(args: &SimArgs) -> Result<Scenario, UsageError> {
 }
 
 /// Runs every policy on the same scenario, with a progress bar once it takes over a second.
-fn simulate(scenario: &Scenario, policies: &[Policy]) -> Result<Vec<Report>, Box<dyn std::error::Error>> {
+fn simulate(
+    scenario: &Scenario,
+    policies: &[Policy],
+) -> Result<Vec<Report>, Box<dyn std::error::Error>> {
     let step = Duration::from_secs(1);
     let steps = scenario.duration.as_secs().max(1);
     let bar = ProgressBar::with_draw_target(
@@ -252,7 +259,8 @@ fn simulate(scenario: &Scenario, policies: &[Policy]) -> Result<Vec<Report>, Box
         bar.set_message(policy.name);
         let mut sc = scenario.clone();
         sc.config.backoff = policy.backoff;
-        let mut sim = Simulation::new(sc).map_err(|e| UsageError(format!("invalid policy: {e}")))?;
+        let mut sim =
+            Simulation::new(sc).map_err(|e| UsageError(format!("invalid policy: {e}")))?;
         let mut t = Duration::ZERO;
         while t < scenario.duration {
             t += step;
@@ -348,10 +356,12 @@ fn write_histogram(out: &mut impl Write, policy: &str, r: &Report) -> io::Result
     const ROWS: usize = 40;
     const WIDTH: usize = 50;
     // A round row width (in buckets) giving at most ROWS rows.
-    let per_row = [1, 2, 5, 10, 20, 50, 100, 200, 300, 600, 1200, 3000, 6000, 12000]
-        .into_iter()
-        .find(|n| r.server_dials.len().div_ceil(*n) <= ROWS)
-        .unwrap_or_else(|| r.server_dials.len().div_ceil(ROWS).max(1));
+    let per_row = [
+        1, 2, 5, 10, 20, 50, 100, 200, 300, 600, 1200, 3000, 6000, 12000,
+    ]
+    .into_iter()
+    .find(|n| r.server_dials.len().div_ceil(*n) <= ROWS)
+    .unwrap_or_else(|| r.server_dials.len().div_ceil(ROWS).max(1));
     let rows: Vec<u64> = r
         .server_dials
         .chunks(per_row)
@@ -410,7 +420,12 @@ fn draw_svg(
     let secs = sc.duration.as_secs_f64();
     let bucket = sc.bucket.as_secs_f64();
     let fault = sc.faults.faults()[0];
-    for ((area, run), report) in root.split_evenly((1, runs.len())).iter().zip(runs).zip(reports) {
+    for ((area, run), report) in root
+        .split_evenly((1, runs.len()))
+        .iter()
+        .zip(runs)
+        .zip(reports)
+    {
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!(
@@ -431,7 +446,13 @@ fn draw_svg(
         chart.draw_series(std::iter::once(Rectangle::new(
             [
                 (fault.start.as_secs_f64(), 0),
-                (fault.end.as_secs_f64().max(fault.start.as_secs_f64() + bucket), ymax),
+                (
+                    fault
+                        .end
+                        .as_secs_f64()
+                        .max(fault.start.as_secs_f64() + bucket),
+                    ymax,
+                ),
             ],
             RED.mix(0.12).filled(),
         )))?;
@@ -471,9 +492,8 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_fault(s: &str) -> Result<FaultKind, String> {
-    FaultKind::parse(s).ok_or_else(|| {
-        format!("unknown fault '{s}' (expected refuse, blackhole, reset or flap)")
-    })
+    FaultKind::parse(s)
+        .ok_or_else(|| format!("unknown fault '{s}' (expected refuse, blackhole, reset or flap)"))
 }
 
 fn parse_jitter(s: &str) -> Result<Jitter, String> {

@@ -29,11 +29,26 @@ const SMALL: &[&str] = &[
 #[test]
 fn table_and_histogram() {
     let out = redial(SMALL);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("300 clients, refuse from 10.0s to 30.0s"), "{text}");
+    assert!(
+        text.starts_with("300 clients, refuse from 10.0s to 30.0s"),
+        "{text}"
+    );
     let header = text.lines().nth(1).unwrap();
-    for col in ["policy", "peak/100ms", "det p50", "rec p99", "gaveup", "delivered", "doubt"] {
+    for col in [
+        "policy",
+        "peak/100ms",
+        "det p50",
+        "rec p99",
+        "gaveup",
+        "delivered",
+        "doubt",
+    ] {
         assert!(header.contains(col), "missing {col}: {header}");
     }
     let row = |name: &str| {
@@ -57,29 +72,46 @@ fn json_summary_makes_sense_and_jitter_changes_the_peak() {
     let mut args = SMALL.to_vec();
     args.push("--json");
     let out = redial(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     let get = |i: usize, k: &str| runs[i][k].as_f64().unwrap_or_else(|| panic!("{k}"));
     assert_eq!(runs[0]["policy"], "default");
     assert_eq!(runs[1]["policy"], "nojitter");
-    for i in 0..2 {
-        assert_eq!(get(i, "clients"), 300.0);
-        assert_eq!(get(i, "violations"), 0.0);
-        assert_eq!(runs[i]["reconnection"]["count"], 300);
-        assert_eq!(runs[i]["detection"]["count"], 300);
-        let m = &runs[i]["messages"];
+    for run in runs {
+        assert_eq!(run["clients"], 300);
+        assert_eq!(run["violations"], 0);
+        assert_eq!(run["reconnection"]["count"], 300);
+        assert_eq!(run["detection"]["count"], 300);
+        let m = &run["messages"];
         let settled = ["delivered", "in_doubt", "abandoned", "rejected"]
             .iter()
             .map(|k| m[k].as_u64().unwrap())
             .sum::<u64>();
-        assert_eq!(settled, m["enqueued"].as_u64().unwrap(), "every message accounted for");
+        assert_eq!(
+            settled,
+            m["enqueued"].as_u64().unwrap(),
+            "every message accounted for"
+        );
         assert!(m["delivered"].as_u64().unwrap() > 0);
     }
-    let (jittered, lockstep) = (get(0, "peak_dials_per_bucket"), get(1, "peak_dials_per_bucket"));
-    assert!(lockstep >= 270.0, "lockstep peak {lockstep} should be about 300");
-    assert!(jittered * 4.0 < lockstep, "jitter spreads: {jittered} vs {lockstep}");
+    let (jittered, lockstep) = (
+        get(0, "peak_dials_per_bucket"),
+        get(1, "peak_dials_per_bucket"),
+    );
+    assert!(
+        lockstep >= 270.0,
+        "lockstep peak {lockstep} should be about 300"
+    );
+    assert!(
+        jittered * 4.0 < lockstep,
+        "jitter spreads: {jittered} vs {lockstep}"
+    );
 }
 
 #[test]
@@ -89,7 +121,11 @@ fn svg_chart_has_a_panel_per_policy() {
     let p = path.to_str().unwrap().to_string();
     args.extend(["--policy", "all", "--svg", &p]);
     let out = redial(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let svg = std::fs::read_to_string(&path).expect("the chart was written");
     std::fs::remove_file(&path).ok();
     assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
@@ -115,6 +151,11 @@ fn bad_arguments_exit_2() {
         &["nonsense"],
     ] {
         let out = redial(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
