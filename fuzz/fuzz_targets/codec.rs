@@ -17,7 +17,11 @@ fn exercise<C: Codec + Clone>(codec: &C, buf: &[u8]) {
             Ok(None) => {
                 // Needing more bytes is only allowed while the buffer could still hold one
                 // frame: a lying peer must never make the read buffer grow without bound.
-                assert!(rest.len() <= max + 8, "waits for more with {} bytes", rest.len());
+                assert!(
+                    rest.len() <= max.saturating_add(8),
+                    "waits for more with {} bytes",
+                    rest.len()
+                );
                 break;
             }
             Ok(Some((frame, used))) => {
@@ -63,13 +67,18 @@ fuzz_target!(|data: &[u8]| {
     exercise(&LineCodec::plain(), buf);
     exercise(&LineCodec::redis(), buf);
     exercise(&LineCodec::nats().with_max_line(small), buf);
+    exercise(&LineCodec::plain().with_max_line(usize::MAX - small), buf);
     exercise(&LengthCodec::default(), buf);
     exercise(&LengthCodec::new(small), buf);
     // Encode-then-decode of arbitrary data frames.
     for codec in [LengthCodec::new(64), LengthCodec::default()] {
         round_trip(&codec, Frame::Data(buf));
     }
-    let line: Vec<u8> = buf.iter().copied().filter(|b| *b != b'\n' && *b != b'\r').collect();
+    let line: Vec<u8> = buf
+        .iter()
+        .copied()
+        .filter(|b| *b != b'\n' && *b != b'\r')
+        .collect();
     let mut plain = LineCodec::plain();
     let mut out = Vec::new();
     if plain.encode(Frame::Data(&line), &mut out).is_ok() {

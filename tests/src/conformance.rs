@@ -190,7 +190,7 @@ fn line_session<A: Adapter>(addr: SocketAddr, config: Config) -> Builder<A::Rt> 
 
 const LONG: Duration = Duration::from_secs(10);
 
-/// 1. Messages flow both ways; PING/PONG keeps an idle connection alive.
+/// Scenario 1: Messages flow both ways; PING/PONG keeps an idle connection alive.
 pub async fn exchange_and_heartbeat<A: Adapter>() {
     let server = LineServer::start();
     let mut s = Live::spawn::<A>(line_session::<A>(server.addr(), fast_config()));
@@ -224,7 +224,7 @@ pub async fn exchange_and_heartbeat<A: Adapter>() {
     assert_eq!(server.connections(), 1);
 }
 
-/// 2. Server down at start: attempts follow the policy (no jitter: exact delays; full jitter:
+/// Scenario 2: Server down at start: attempts follow the policy (no jitter: exact delays; full jitter:
 /// within `[0, base]`), never above the cap. Tolerance: +150 ms late per gap, 2 ms early.
 pub async fn down_at_start_follows_policy<A: Adapter>() {
     for jitter in [Jitter::None, Jitter::Full] {
@@ -290,7 +290,7 @@ pub async fn down_at_start_follows_policy<A: Adapter>() {
     }
 }
 
-/// 3. Server restart: reconnect, queued messages flushed, order kept.
+/// Scenario 3: Server restart: reconnect, queued messages flushed, order kept.
 pub async fn restart_flushes_queue_in_order<A: Adapter>() {
     let server = LineServer::start();
     let mut s = Live::spawn::<A>(line_session::<A>(server.addr(), fast_config()));
@@ -328,7 +328,7 @@ pub async fn restart_flushes_queue_in_order<A: Adapter>() {
     assert!(s.handle.stats().reconnects >= 1);
 }
 
-/// 4. Give-up: after the policy's limits the session closes and every queued message comes
+/// Scenario 4: Give-up: after the policy's limits the session closes and every queued message comes
 /// back abandoned, with its payload.
 pub async fn give_up_abandons_everything<A: Adapter>() {
     let cfg = fast_config().with_give_up(GiveUp {
@@ -368,7 +368,7 @@ pub async fn give_up_abandons_everything<A: Adapter>() {
     let _: () = end;
 }
 
-/// 5. Blackhole (half-open): found within interval + timeout (+400 ms tolerance); a plain
+/// Scenario 5: Blackhole (half-open): found within interval + timeout (+400 ms tolerance); a plain
 /// socket in the same cut notices nothing; after heal the session reconnects.
 pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
     let server = LineServer::start();
@@ -432,7 +432,7 @@ pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
     .await;
 }
 
-/// 6. Epochs: the old socket (slow proxy: late bytes, delayed close) never disturbs the new
+/// Scenario 6: Epochs: the old socket (slow proxy: late bytes, delayed close) never disturbs the new
 /// connection.
 pub async fn old_socket_never_disturbs_new<A: Adapter>() {
     let server = LineServer::start();
@@ -489,7 +489,7 @@ pub async fn old_socket_never_disturbs_new<A: Adapter>() {
     );
 }
 
-/// 7. Ledger: at-most-once messages written before a cut come back in doubt and are never
+/// Scenario 7: Ledger: at-most-once messages written before a cut come back in doubt and are never
 /// resent; idempotent ones are replayed exactly once, in order. The server log is the witness.
 pub async fn ledger_in_doubt_and_replay<A: Adapter>() {
     let server = LineServer::start();
@@ -539,7 +539,7 @@ pub async fn ledger_in_doubt_and_replay<A: Adapter>() {
     assert_eq!(s.handle.stats().in_doubt, 1);
 }
 
-/// 8. Queue full: rejected at once with the message handed back; memory stays bounded.
+/// Scenario 8: Queue full: rejected at once with the message handed back; memory stays bounded.
 pub async fn queue_full_rejects<A: Adapter>() {
     let q = QueueLimits {
         max_messages: 4,
@@ -591,7 +591,7 @@ pub async fn queue_full_rejects<A: Adapter>() {
     }
 }
 
-/// 9. Graceful close drains within its deadline; immediate close abandons; a drain that
+/// Scenario 9: Graceful close drains within its deadline; immediate close abandons; a drain that
 /// cannot finish abandons at its deadline.
 pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
     let server = LineServer::start();
@@ -645,7 +645,7 @@ pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
     );
 }
 
-/// 10. Bad input: oversized and malformed inbound frames close that connection with a typed
+/// Scenario 10: Bad input: oversized and malformed inbound frames close that connection with a typed
 /// error and the session recovers; bad config is refused before anything is spawned.
 pub async fn bad_input_reconnects_bad_config_refused<A: Adapter>() {
     let server = LineServer::start();
@@ -713,8 +713,7 @@ pub async fn bad_input_reconnects_bad_config_refused<A: Adapter>() {
     let err = A::builder(probe.addr().into())
         .config(bad)
         .spawn()
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(err, ConfigError::ZeroDuration("heartbeat.interval"));
     assert_eq!(
         err.to_string(),
@@ -737,7 +736,7 @@ impl Discover for CountingDiscover {
     }
 }
 
-/// 12. Discovery is refreshed on every reconnect cycle; a `localhost` target works.
+/// Scenario 12: Discovery is refreshed on every reconnect cycle; a `localhost` target works.
 pub async fn rediscovers_every_cycle<A: Adapter>() {
     let server = LineServer::start();
     let calls = Arc::new(AtomicUsize::new(0));

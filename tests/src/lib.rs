@@ -9,5 +9,6 @@
 pub mod conformance;
 pub mod netns;
 pub mod proxy;
+pub mod real;
 pub mod servers;
 pub mod wait;

@@ -72,26 +72,59 @@ fn config(p: &Pace) -> Config {
 }
 
 fn describe(e: &SessionEvent) -> Option<String> {
-    let detail = e.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+    let detail = e
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
     Some(match &e.notification {
         Notification::StateChanged { from, to } => format!("state      {from:?} -> {to:?}"),
-        Notification::AttemptStarted { attempt, addr, epoch } => {
+        Notification::AttemptStarted {
+            attempt,
+            addr,
+            epoch,
+        } => {
             format!("dial       attempt {attempt} to {addr} (epoch {epoch})")
         }
-        Notification::AttemptFailed { attempt, addr, error, next_delay, .. } => format!(
+        Notification::AttemptFailed {
+            attempt,
+            addr,
+            error,
+            next_delay,
+            ..
+        } => format!(
             "failed     attempt {attempt} to {}: {error}{detail}; next try in {}",
             addr.map_or("(resolve)".into(), |a| a.to_string()),
-            next_delay.map_or("never (gave up)".into(), |d| format!("{} ms", d.as_millis()))
+            next_delay.map_or("never (gave up)".into(), |d| format!(
+                "{} ms",
+                d.as_millis()
+            ))
         ),
-        Notification::Connected { addr, attempt, epoch } => {
+        Notification::Connected {
+            addr,
+            attempt,
+            epoch,
+        } => {
             format!("connected  to {addr} on attempt {attempt} (epoch {epoch})")
         }
-        Notification::Disconnected { reason, uptime, next_delay, .. } => format!(
+        Notification::Disconnected {
+            reason,
+            uptime,
+            next_delay,
+            ..
+        } => format!(
             "lost       {reason}{detail} after {:.1}s up; {}",
             uptime.as_secs_f64(),
-            next_delay.map_or("no redial".into(), |d| format!("redial in {} ms", d.as_millis()))
+            next_delay.map_or("no redial".into(), |d| format!(
+                "redial in {} ms",
+                d.as_millis()
+            ))
         ),
-        Notification::GaveUp { failures, elapsed, last_error } => {
+        Notification::GaveUp {
+            failures,
+            elapsed,
+            last_error,
+        } => {
             format!("gave up    after {failures} failures in {elapsed:?}: {last_error}")
         }
         _ => return None,
@@ -114,7 +147,10 @@ fn outcome_text(r: &Result<(), redial_tokio::Undelivered>) -> String {
 
 async fn settle(start: Instant, label: &str, r: Receipt) -> Result<(), redial_tokio::Undelivered> {
     let r = r.await;
-    say(start, &format!("outcome    {label:<22} {}", outcome_text(&r)));
+    say(
+        start,
+        &format!("outcome    {label:<22} {}", outcome_text(&r)),
+    );
     r
 }
 
@@ -130,7 +166,9 @@ async fn wait_state(h: &Handle, want: State, limit: Duration) -> CmdResult {
 }
 
 async fn demo(args: DemoArgs) -> CmdResult {
-    let p = Pace { k: if args.fast { 0.25 } else { 1.0 } };
+    let p = Pace {
+        k: if args.fast { 0.25 } else { 1.0 },
+    };
     let cfg = config(&p);
     let hb = cfg.heartbeat.expect("on");
     let server = LineServer::start();
@@ -139,7 +177,11 @@ async fn demo(args: DemoArgs) -> CmdResult {
     proxy.set_mode(Mode::Refuse);
     let start = Instant::now();
 
-    println!("redial demo: line server {} behind fault proxy {}", server.addr(), proxy.addr());
+    println!(
+        "redial demo: line server {} behind fault proxy {}",
+        server.addr(),
+        proxy.addr()
+    );
     println!(
         "policy: backoff {} ms x2 capped at {} ms, full jitter; heartbeat {} ms + {} ms; replies ack requests\n",
         cfg.backoff.initial.as_millis(),
@@ -161,7 +203,10 @@ async fn demo(args: DemoArgs) -> CmdResult {
                 let mut s = seen.lock().expect("printer");
                 match e.notification {
                     Notification::AttemptFailed { .. } => s.attempts_failed += 1,
-                    Notification::Disconnected { reason: DisconnectReason::HeartbeatTimeout { .. }, .. } => {
+                    Notification::Disconnected {
+                        reason: DisconnectReason::HeartbeatTimeout { .. },
+                        ..
+                    } => {
                         if let (Some(cut), None) = (s.cut_at, s.heartbeat_detection) {
                             s.heartbeat_detection = Some(cut.elapsed());
                         }
@@ -177,18 +222,26 @@ async fn demo(args: DemoArgs) -> CmdResult {
     };
 
     // Act 1: the server is down when the session starts.
-    say(start, "== act 1: server down at start: backoff with jitter, every attempt logged");
+    say(
+        start,
+        "== act 1: server down at start: backoff with jitter, every attempt logged",
+    );
     let first = handle.send(b"HELLO".to_vec(), Delivery::Idempotent);
     while seen.lock().expect("seen").attempts_failed < 4 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     say(start, "** server comes up");
     proxy.set_mode(Mode::PassThrough);
-    settle(start, "HELLO (queued at start)", first).await.map_err(|e| format!("HELLO: {e}"))?;
+    settle(start, "HELLO (queued at start)", first)
+        .await
+        .map_err(|e| format!("HELLO: {e}"))?;
 
     // Act 2: a partition that leaves both sockets open.
     tokio::time::sleep(p.d(1500)).await;
-    say(start, "== act 2: partition: packets vanish, both sockets stay open (half-open)");
+    say(
+        start,
+        "== act 2: partition: packets vanish, both sockets stay open (half-open)",
+    );
     seen.lock().expect("seen").cut_at = Some(Instant::now());
     proxy.set_mode(Mode::Blackhole);
     let limit = hb.interval + hb.timeout + p.d(2000);
@@ -208,13 +261,20 @@ async fn demo(args: DemoArgs) -> CmdResult {
     tokio::time::sleep(p.d(500)).await;
     say(start, "** partition heals");
     proxy.set_mode(Mode::PassThrough);
-    settle(start, "AFTER-HEAL", handle.send(b"AFTER-HEAL".to_vec(), Delivery::Idempotent))
-        .await
-        .map_err(|e| format!("after heal: {e}"))?;
+    settle(
+        start,
+        "AFTER-HEAL",
+        handle.send(b"AFTER-HEAL".to_vec(), Delivery::Idempotent),
+    )
+    .await
+    .map_err(|e| format!("after heal: {e}"))?;
 
     // Act 3: the server restarts; messages sent meanwhile wait in the queue.
     tokio::time::sleep(p.d(1000)).await;
-    say(start, "== act 3: server restart: messages queue while it is down, flushed in order");
+    say(
+        start,
+        "== act 3: server restart: messages queue while it is down, flushed in order",
+    );
     // The proxy stands for the network: with the server gone, its port refuses connections.
     server.stop();
     proxy.set_mode(Mode::Refuse);
@@ -239,13 +299,18 @@ async fn demo(args: DemoArgs) -> CmdResult {
     server.start_again();
     proxy.set_mode(Mode::PassThrough);
     for (m, r) in queued {
-        settle(start, &m, r).await.map_err(|e| format!("{m}: {e}"))?;
+        settle(start, &m, r)
+            .await
+            .map_err(|e| format!("{m}: {e}"))?;
     }
 
     // Act 4: a cut while requests are on the wire, unanswered.
     wait_state(&handle, State::Connected, p.d(10_000)).await?;
     tokio::time::sleep(p.d(1000)).await;
-    say(start, "== act 4: connection cut while requests are unanswered");
+    say(
+        start,
+        "== act 4: connection cut while requests are unanswered",
+    );
     server.set_silent(true);
     let before = server.received().len();
     let transfer = handle.send(b"TRANSFER 100 alice bob".to_vec(), Delivery::AtMostOnce);
@@ -257,7 +322,10 @@ async fn demo(args: DemoArgs) -> CmdResult {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    say(start, "** server got both requests, replies never come; connection reset");
+    say(
+        start,
+        "** server got both requests, replies never come; connection reset",
+    );
     // The two replies were swallowed already; the next connection's replies flow again.
     server.set_silent(false);
     proxy.reset_all();
@@ -275,8 +343,15 @@ async fn demo(args: DemoArgs) -> CmdResult {
     let in_doubt = matches!(&transfer, Err(u) if u.outcome == Outcome::InDoubt);
     let detected_ok = detected <= hb.interval + hb.timeout + p.d(500);
     println!("\nsummary after {:.1}s", start.elapsed().as_secs_f64());
-    println!("  attempts {}  failures {}  connects {}  reconnects {}", stats.attempts, stats.failures, stats.connects, stats.reconnects);
-    println!("  heartbeat detection {:.2}s (bound {:.2}s)", detected.as_secs_f64(), (hb.interval + hb.timeout).as_secs_f64());
+    println!(
+        "  attempts {}  failures {}  connects {}  reconnects {}",
+        stats.attempts, stats.failures, stats.connects, stats.reconnects
+    );
+    println!(
+        "  heartbeat detection {:.2}s (bound {:.2}s)",
+        detected.as_secs_f64(),
+        (hb.interval + hb.timeout).as_secs_f64()
+    );
     println!(
         "  messages: delivered {}  in doubt {}  abandoned {}  rejected {}  replayed {}",
         stats.delivered, stats.in_doubt, stats.abandoned, stats.rejected, stats.replayed

@@ -147,15 +147,23 @@ pub struct PipeArgs {
 /// Parses `250ms`, `5s`, `2m`, `1h` (or a bare number of seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit {unit:?} in {s:?}: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}"));
@@ -206,7 +214,11 @@ impl PipeArgs {
             .with_give_up(GiveUp {
                 max_failures: (self.max_failures > 0).then_some(self.max_failures),
                 max_elapsed: (!self.max_elapsed.is_zero()).then_some(self.max_elapsed),
-                when: if self.give_up_either { GiveUpWhen::Either } else { GiveUpWhen::Both },
+                when: if self.give_up_either {
+                    GiveUpWhen::Either
+                } else {
+                    GiveUpWhen::Both
+                },
             })
             .with_connect_timeout(self.connect_timeout)
             .with_stable_after(self.stable_after)
@@ -215,9 +227,13 @@ impl PipeArgs {
                 timeout: self.timeout,
                 adaptive_floor: None,
             }))
-            .with_queue(QueueLimits { max_messages: self.queue, ..QueueLimits::default() })
+            .with_queue(QueueLimits {
+                max_messages: self.queue,
+                ..QueueLimits::default()
+            })
             .with_acks(self.ack_mode());
-        cfg.validate().map_err(|e| UsageError(format!("invalid configuration: {e}")))?;
+        cfg.validate()
+            .map_err(|e| UsageError(format!("invalid configuration: {e}")))?;
         Ok(cfg)
     }
 
@@ -248,14 +264,22 @@ impl PipeArgs {
 pub fn run(args: PipeArgs) -> Result<u8, Box<dyn std::error::Error>> {
     let cfg = args.config()?;
     for t in &args.targets {
-        if t.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-            return Err(Box::new(UsageError(format!("target {t:?} is not HOST:PORT"))));
+        if t.rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(Box::new(UsageError(format!(
+                "target {t:?} is not HOST:PORT"
+            ))));
         }
     }
-    tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
-        .block_on(pipe(args, cfg))
+        .build()?;
+    let code = rt.block_on(pipe(args, cfg));
+    // tokio reads stdin on a blocking thread that only returns at the next line: do not wait.
+    rt.shutdown_background();
+    code
 }
 
 fn json_event(e: &SessionEvent) -> String {
@@ -266,22 +290,45 @@ fn json_event(e: &SessionEvent) -> String {
         Notification::StateChanged { from, to } => {
             serde_json::json!({"event": "state", "from": format!("{from:?}"), "to": format!("{to:?}")})
         }
-        Notification::AttemptStarted { epoch, attempt, addr } => {
+        Notification::AttemptStarted {
+            epoch,
+            attempt,
+            addr,
+        } => {
             serde_json::json!({"event": "attempt", "epoch": epoch.get(), "attempt": attempt, "addr": addr.to_string()})
         }
-        Notification::AttemptFailed { epoch, attempt, addr, error, next_delay } => serde_json::json!({
+        Notification::AttemptFailed {
+            epoch,
+            attempt,
+            addr,
+            error,
+            next_delay,
+        } => serde_json::json!({
             "event": "attempt_failed", "epoch": epoch.get(), "attempt": attempt,
             "addr": addr.map(|a| a.to_string()), "error": error.to_string(), "detail": detail,
             "next_delay_ms": ms(*next_delay)}),
-        Notification::Connected { epoch, addr, attempt } => {
+        Notification::Connected {
+            epoch,
+            addr,
+            attempt,
+        } => {
             serde_json::json!({"event": "connected", "epoch": epoch.get(), "addr": addr.to_string(), "attempt": attempt})
         }
-        Notification::Disconnected { epoch, reason, uptime, next_delay } => serde_json::json!({
+        Notification::Disconnected {
+            epoch,
+            reason,
+            uptime,
+            next_delay,
+        } => serde_json::json!({
             "event": "disconnected", "epoch": epoch.get(), "reason": reason.to_string(), "detail": detail,
             "uptime_ms": uptime.as_millis() as u64, "next_delay_ms": ms(*next_delay)}),
         Notification::Rtt { sample, smoothed } => serde_json::json!({
             "event": "rtt", "sample_us": sample.as_micros() as u64, "smoothed_us": smoothed.as_micros() as u64}),
-        Notification::GaveUp { failures, elapsed, last_error } => serde_json::json!({
+        Notification::GaveUp {
+            failures,
+            elapsed,
+            last_error,
+        } => serde_json::json!({
             "event": "gave_up", "failures": failures, "elapsed_ms": elapsed.as_millis() as u64,
             "last_error": last_error.to_string()}),
         other => serde_json::json!({"event": "other", "debug": format!("{other:?}")}),
@@ -292,21 +339,39 @@ fn json_event(e: &SessionEvent) -> String {
 }
 
 fn human_event(e: &SessionEvent) -> Option<String> {
-    let detail = e.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+    let detail = e
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
     let text = match &e.notification {
         Notification::StateChanged { to, .. } => format!("state {to:?}"),
-        Notification::AttemptStarted { attempt, addr, .. } => format!("attempt {attempt} to {addr}"),
-        Notification::AttemptFailed { attempt, addr, error, next_delay, .. } => format!(
+        Notification::AttemptStarted { attempt, addr, .. } => {
+            format!("attempt {attempt} to {addr}")
+        }
+        Notification::AttemptFailed {
+            attempt,
+            addr,
+            error,
+            next_delay,
+            ..
+        } => format!(
             "attempt {attempt} to {} failed: {error}{detail}; {}",
             addr.map_or("(resolve)".into(), |a| a.to_string()),
             next_delay.map_or("giving up".into(), |d| format!("retry in {d:?}"))
         ),
         Notification::Connected { addr, .. } => format!("connected to {addr}"),
-        Notification::Disconnected { reason, next_delay, .. } => format!(
+        Notification::Disconnected {
+            reason, next_delay, ..
+        } => format!(
             "disconnected: {reason}{detail}; {}",
             next_delay.map_or("not reconnecting".into(), |d| format!("redial in {d:?}"))
         ),
-        Notification::GaveUp { failures, elapsed, last_error } => {
+        Notification::GaveUp {
+            failures,
+            elapsed,
+            last_error,
+        } => {
             format!("gave up after {failures} failures over {elapsed:?}: {last_error}")
         }
         _ => return None,
@@ -319,12 +384,13 @@ async fn pipe(args: PipeArgs, cfg: Config) -> Result<u8, Box<dyn std::error::Err
         DeliveryArg::AtMostOnce => Delivery::AtMostOnce,
         DeliveryArg::AtLeastOnce => Delivery::Idempotent,
     };
-    let (handle, mut inbound, mut events) = redial_tokio::builder(Target::discover(Hosts(args.targets.clone())))
-        .config(cfg)
-        .codec(args.codec())
-        .acks(args.ack_mode())
-        .spawn()
-        .map_err(|e| UsageError(format!("invalid configuration: {e}")))?;
+    let (handle, mut inbound, mut events) =
+        redial_tokio::builder(Target::discover(Hosts(args.targets.clone())))
+            .config(cfg)
+            .codec(args.codec())
+            .acks(args.ack_mode())
+            .spawn()
+            .map_err(|e| UsageError(format!("invalid configuration: {e}")))?;
     let gave_up = Arc::new(AtomicBool::new(false));
     let mode = args.events;
     let ev_task = {
@@ -360,7 +426,10 @@ async fn pipe(args: PipeArgs, cfg: Config) -> Result<u8, Box<dyn std::error::Err
     let mut undelivered = 0u64;
     let report = |line: &str, u: &redial_tokio::Undelivered, json: bool| {
         if json {
-            eprintln!("{}", serde_json::json!({"event": "undelivered", "line": line, "outcome": format!("{:?}", u.outcome)}));
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "undelivered", "line": line, "outcome": format!("{:?}", u.outcome)})
+            );
         } else {
             eprintln!("redial: not delivered ({:?}): {line}", u.outcome);
         }
@@ -389,7 +458,9 @@ async fn pipe(args: PipeArgs, cfg: Config) -> Result<u8, Box<dyn std::error::Err
             break;
         }
     }
-    handle.close(CloseMode::Graceful { drain: args.drain }).await;
+    handle
+        .close(CloseMode::Graceful { drain: args.drain })
+        .await;
     while let Some((line, r)) = receipts.next().await {
         if let Err(u) = r {
             undelivered += 1;

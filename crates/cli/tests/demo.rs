@@ -15,11 +15,22 @@ fn demo_fast_tells_the_whole_story() {
         assert!(stdout.contains(act), "missing {act}:\n{stdout}");
     }
     // Every failed attempt names its address and its error.
-    let failed: Vec<&str> = stdout.lines().filter(|l| l.contains("failed     attempt")).collect();
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("failed     attempt"))
+        .collect();
     assert!(failed.len() >= 4, "{stdout}");
-    assert!(failed.iter().all(|l| l.contains("127.0.0.1:") && l.contains("refused")), "{failed:#?}");
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.contains("127.0.0.1:") && l.contains("refused")),
+        "{failed:#?}"
+    );
     assert!(stdout.contains("heartbeat timed out"), "{stdout}");
-    assert!(stdout.contains("TRANSFER (at most once)") && stdout.contains("IN DOUBT"), "{stdout}");
+    assert!(
+        stdout.contains("TRANSFER (at most once)") && stdout.contains("IN DOUBT"),
+        "{stdout}"
+    );
     assert!(stdout.contains("server saw TRANSFER 1x"), "{stdout}");
     assert!(stdout.contains("GET balance 2x"), "{stdout}");
     assert!(stdout.trim_end().ends_with("RESULT: ok"), "{stdout}");

@@ -124,9 +124,10 @@ impl LineCodec {
 
 impl Codec for LineCodec {
     fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, FrameError> {
-        let window = &buf[..buf.len().min(self.max_line + 2)];
+        // Saturating: a limit of usize::MAX means "no practical limit", not an overflow.
+        let window = &buf[..buf.len().min(self.max_line.saturating_add(2))];
         let Some(nl) = window.iter().position(|&b| b == b'\n') else {
-            return if buf.len() > self.max_line + 1 {
+            return if buf.len() > self.max_line.saturating_add(1) {
                 Err(FrameError::TooLarge {
                     size: buf.len(),
                     max: self.max_line,

@@ -80,19 +80,32 @@ impl Ledger {
             });
         }
         let fits = |l: &Ledger| {
-            l.entries.len() < limits.max_messages && l.bytes + size <= limits.max_bytes
+            l.entries.len() < limits.max_messages
+                && l.bytes.saturating_add(size) <= limits.max_bytes
         };
-        while !fits(self) {
-            if limits.overflow == Overflow::Reject || self.queued() == 0 {
+        if !fits(self) {
+            // Evict only if evicting every queued message would make room: in-flight messages
+            // cannot be evicted, and losing messages for one that is rejected anyway helps no one.
+            let in_flight_bytes: usize = self
+                .entries
+                .iter()
+                .take(self.in_flight())
+                .map(|e| e.payload.len())
+                .sum();
+            let room = self.in_flight() < limits.max_messages
+                && in_flight_bytes.saturating_add(size) <= limits.max_bytes;
+            if limits.overflow == Overflow::Reject || !room {
                 return Err(Rejected {
                     reason: RejectReason::QueueFull,
                     payload,
                 });
             }
+        }
+        while !fits(self) {
             let e = self
                 .entries
                 .remove(self.in_flight())
-                .expect("queued() > 0, so an entry exists at in_flight()");
+                .expect("room was checked: evicting all queued messages makes this one fit");
             self.bytes -= e.payload.len();
             settle((
                 e.id,

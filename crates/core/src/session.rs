@@ -61,6 +61,9 @@ struct Conn {
 
 /// Most PONGs owed at once: a peer flooding PINGs cannot make us write without bound.
 const MAX_PONGS_OWED: u8 = 4;
+/// The latest `now` the session accepts (about 292 years after the origin); later instants are
+/// clamped to it, leaving room below [`Instant::MAX`] for every deadline computed from `now`.
+const END_OF_TIME: Instant = Instant::from_nanos(u64::MAX / 2);
 /// Most phase transitions in one round; more would mean a bug, so stop and wait instead of
 /// spinning.
 const MAX_STEPS: usize = 16;
@@ -105,6 +108,7 @@ impl<R: RngCore> Session<R> {
     /// A session drawing jitter from `rng`.
     pub fn with_rng(config: Config, rng: R, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
+        let now = now.min(END_OF_TIME);
         let out_capacity = (config.batch_messages * 2 + 32).min(1 << 16);
         Ok(Session {
             ledger: Ledger::new(&config.queue),
@@ -284,7 +288,8 @@ impl<R: RngCore> Session<R> {
         let now = self.now;
         match event {
             Event::BytesRead { len, .. } => {
-                self.stats.bytes_read += len as u64;
+                // An adapter may report any length; a counter must never be a way to panic.
+                self.stats.bytes_read = self.stats.bytes_read.saturating_add(len as u64);
                 if len > 0 {
                     self.conn.last_read = now;
                 }
@@ -400,8 +405,10 @@ impl<R: RngCore> Session<R> {
     // ----- the machine -----
 
     fn tick(&mut self, now: Instant) {
-        // A clock that goes backwards is clamped, never trusted.
-        self.now = self.now.max(now);
+        // A clock that goes backwards is clamped, never trusted. One that reaches the end of
+        // time is held at `END_OF_TIME`, so `now + d` (d > 0) is always a future deadline:
+        // a deadline saturated to `now` would expire at once, forever (a livelock).
+        self.now = self.now.max(now.min(END_OF_TIME));
     }
 
     fn push(&mut self, action: Action) {

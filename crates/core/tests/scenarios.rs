@@ -772,6 +772,25 @@ fn evict_oldest_abandons_the_oldest_queued_message_and_says_so() {
     assert_eq!(h.write_all().0, vec![b"2".to_vec(), b"3".to_vec()]);
 }
 
+#[test]
+fn evict_oldest_evicts_nothing_for_a_message_that_cannot_fit_anyway() {
+    // 8 bytes in flight + 4 queued of a 10-byte queue: a 3-byte message cannot fit even with
+    // the queued ones gone, so they stay and the new one is rejected.
+    let (mut h, e) = connected(small_queue(Overflow::EvictOldest).with_heartbeat(None));
+    h.send(b"12345678", Delivery::AtMostOnce);
+    assert_eq!(h.transmit(), Some((e, 0, false, 1)));
+    let queued = h.send(b"q", Delivery::AtMostOnce);
+    let r = h.s.enqueue(h.now, b"abc".to_vec(), Delivery::AtMostOnce);
+    assert_eq!(r.unwrap_err().reason, RejectReason::QueueFull);
+    h.poll();
+    assert!(h.outcomes().is_empty(), "nothing evicted for nothing");
+    // Once the write completes there is room, and nothing was lost.
+    h.handle(Event::Written { epoch: e });
+    let (written, _) = h.write_all();
+    assert_eq!(written, vec![b"q".to_vec()]);
+    assert_eq!(h.outcomes()[1], (queued, Outcome::Delivered, None));
+}
+
 // ----- close -----
 
 #[test]
@@ -903,4 +922,20 @@ fn a_clock_going_backwards_is_clamped() {
     let a = h.s.poll(at(0));
     assert!(matches!(a, Action::Wait { .. }));
     assert_eq!(h.s.connection(), Some(e));
+}
+
+#[test]
+fn a_clock_at_the_end_of_time_does_not_livelock() {
+    // Deadlines computed from a `now` at the end of time used to saturate to `now` itself,
+    // so every attempt timed out at once and `poll` never returned Wait.
+    let mut s = Session::new(never(), Instant::ZERO).unwrap();
+    for round in 0..3 {
+        let mut actions = 0;
+        while !matches!(s.poll(Instant::MAX), Action::Wait { .. }) {
+            actions += 1;
+            assert!(actions < 1000, "round {round}: poll never returned Wait");
+        }
+    }
+    let deadline = s.next_deadline().expect("resolving: a deadline");
+    assert!(deadline > s.now(), "deadlines stay in the future");
 }

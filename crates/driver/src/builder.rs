@@ -113,9 +113,12 @@ impl<R: Runtime> Builder<R> {
         self
     }
 
-    /// Records every input of the core as JSON lines to `out` (see [`crate::trace`]).
+    /// Records every input of the core as JSON lines to `out` (see [`crate::trace`]),
+    /// flushed at the end of every round. Off unless called; needs the `record` feature.
     #[cfg(feature = "record")]
     pub fn record(mut self, out: impl std::io::Write + Send + 'static) -> Self {
+        // Buffered, and flushed once per round: one write per wakeup, not per line.
+        let out = std::io::BufWriter::new(out);
         self.tap = Some(Box::new(crate::trace::Recorder::new(Box::new(out))));
         self
     }

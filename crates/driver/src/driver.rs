@@ -14,8 +14,8 @@ use futures::future::{self, BoxFuture};
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures::{FutureExt, Stream};
 use redial_core::{
-    AckMode, Action, CloseMode, Codec, DisconnectReason, Epoch, Event, Frame, Instant, MsgId,
-    NetError, Notification, Outcome, RejectReason, Session, State,
+    AckMode, Action, CloseMode, Codec, DisconnectReason, Epoch, Event, Frame, FrameError, Instant,
+    MsgId, NetError, Notification, Outcome, RejectReason, Session, State,
 };
 use socket2::SockRef;
 
@@ -53,6 +53,8 @@ enum Wake<R: Runtime> {
     Dialed(Epoch, io::Result<Halves<R>>),
     Read(Epoch, io::Result<usize>),
     Written(Epoch, io::Result<()>),
+    /// The read buffer is full without a complete frame.
+    Overflow(Epoch, FrameError),
 }
 
 /// Events the driver produces itself while performing actions, fed after the round.
@@ -94,7 +96,17 @@ pub(crate) struct Driver<R: Runtime> {
     local: Vec<Local>,
     /// The OS error text behind the latest failure of an epoch, for the event stream.
     last_error: Option<(Epoch, String)>,
+    /// Which of commands and I/O `poll_wake` tries first this time.
+    commands_first: bool,
+    /// Outcomes and events of this round, handed out after the snapshot is published.
+    settled: Vec<Settled>,
+    told: Vec<SessionEvent>,
 }
+
+type Settled = (
+    oneshot::Sender<Result<(), Undelivered>>,
+    Result<(), Undelivered>,
+);
 
 /// The pieces a [`Driver`] is built from.
 pub(crate) struct Parts<R: Runtime> {
@@ -154,6 +166,9 @@ impl<R: Runtime> Driver<R> {
             read_filled: 0,
             local: Vec::new(),
             last_error: None,
+            commands_first: false,
+            settled: Vec::new(),
+            told: Vec::new(),
         }
     }
 
@@ -221,8 +236,20 @@ impl<R: Runtime> Driver<R> {
                 feed(&mut self.session, &mut self.tap, now, event);
             }
         }
+        self.publish();
+    }
+
+    /// Publishes the state and counters, then hands out the round's receipts and events, so
+    /// whoever sees an event or an outcome also sees the stats that include it.
+    fn publish(&mut self) {
         self.shared
             .publish(self.session.state(), self.session.stats());
+        for (reply, r) in self.settled.drain(..) {
+            let _ = reply.send(r);
+        }
+        for e in self.told.drain(..) {
+            let _ = self.events.unbounded_send(e);
+        }
     }
 
     /// Re-arms the one timer only when needed: a timer armed for an earlier instant is kept
@@ -339,7 +366,7 @@ impl<R: Runtime> Driver<R> {
                         Outcome::Delivered => Ok(()),
                         o => Err(Undelivered::new(*o, payload.clone().unwrap_or_default())),
                     };
-                    let _ = reply.send(r);
+                    self.settled.push((reply, r));
                 }
                 return;
             }
@@ -352,19 +379,41 @@ impl<R: Runtime> Driver<R> {
         };
         log(&n, detail.as_deref());
         let at = self.rt.now().saturating_duration_since(self.origin);
-        let _ = self.events.unbounded_send(SessionEvent {
+        self.told.push(SessionEvent {
             at,
             notification: n,
             detail,
         });
     }
 
+    fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
+        match &mut self.cmds {
+            Some(rx) => Pin::new(rx).poll_next(cx).map(Wake::Command),
+            None => Poll::Pending,
+        }
+    }
+
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
-        if let Some(rx) = &mut self.cmds {
-            if let Poll::Ready(c) = Pin::new(rx).poll_next(cx) {
-                return Poll::Ready(Wake::Command(c));
+        // Alternate whether user commands or the socket go first, so that neither a sender
+        // that never pauses nor a peer that never stops talking can starve the other.
+        self.commands_first = !self.commands_first;
+        if self.commands_first {
+            if let Poll::Ready(w) = self.poll_command(cx) {
+                return Poll::Ready(w);
             }
         }
+        if let Poll::Ready(w) = self.poll_io(cx) {
+            return Poll::Ready(w);
+        }
+        if !self.commands_first {
+            if let Poll::Ready(w) = self.poll_command(cx) {
+                return Poll::Ready(w);
+            }
+        }
+        Poll::Pending
+    }
+
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
         if let Some(conn) = &mut self.conn {
             if let Some(pos) = &mut conn.writing {
                 if let Poll::Ready(r) = poll_write_all(&mut conn.writer, &self.out, pos, cx) {
@@ -377,6 +426,15 @@ impl<R: Runtime> Driver<R> {
                 let want = (self.read_filled + READ_CHUNK).min(bound);
                 if self.read_buf.len() < want {
                     self.read_buf.resize(want, 0);
+                }
+                if self.read_filled >= self.read_buf.len() {
+                    // A codec that lets a frame outgrow its own maximum: never grow further.
+                    let error = FrameError::TooLarge {
+                        size: self.read_filled,
+                        max: self.codec.max_frame(),
+                    };
+                    conn.reader = None;
+                    return Poll::Ready(Wake::Overflow(conn.epoch, error));
                 }
                 let space = &mut self.read_buf[self.read_filled..];
                 if let Poll::Ready(r) = Pin::new(reader).poll_read(cx, space) {
@@ -497,6 +555,11 @@ impl<R: Runtime> Driver<R> {
                 feed(&mut self.session, &mut self.tap, now, Event::Eof { epoch });
             }
             Wake::Read(epoch, Ok(n)) => self.on_read(now, epoch, n),
+            Wake::Overflow(epoch, error) => {
+                self.read_filled = 0;
+                let event = Event::ProtocolError { epoch, error };
+                feed(&mut self.session, &mut self.tap, now, event);
+            }
         }
     }
 
@@ -559,7 +622,7 @@ impl<R: Runtime> Driver<R> {
                     let outcome = Outcome::Rejected(RejectReason::TooLarge { size, max });
                     let mut u = Undelivered::new(outcome, payload);
                     u.frame_error = Some(fe);
-                    let _ = reply.send(Err(u));
+                    self.settled.push((reply, Err(u)));
                     return;
                 }
                 if let Some(t) = &mut self.tap {
@@ -570,10 +633,8 @@ impl<R: Runtime> Driver<R> {
                         self.receipts.insert(id, reply);
                     }
                     Err(r) => {
-                        let _ = reply.send(Err(Undelivered::new(
-                            Outcome::Rejected(r.reason),
-                            r.payload,
-                        )));
+                        let u = Undelivered::new(Outcome::Rejected(r.reason), r.payload);
+                        self.settled.push((reply, Err(u)));
                     }
                 }
             }
@@ -627,8 +688,7 @@ impl<R: Runtime> Driver<R> {
             let outcome = Outcome::Abandoned(redial_core::AbandonReason::Closed);
             let _ = reply.send(Err(Undelivered::new(outcome, Vec::new())));
         }
-        self.shared
-            .publish(self.session.state(), self.session.stats());
+        self.publish();
         for w in self.close_waiters.drain(..) {
             let _ = w.send(());
         }

@@ -165,7 +165,9 @@ impl Handle {
         }
     }
 
-    /// The lifecycle state, as of the session's last round.
+    /// The lifecycle state, as of the session's last round. Receipts and events are handed
+    /// out only after the round's state and stats are published, so after seeing one, these
+    /// getters already include it.
     pub fn state(&self) -> State {
         self.shared.get().0
     }
@@ -202,6 +204,9 @@ impl Handle {
 }
 
 /// Inbound data frames, in arrival order, across reconnects. Ends when the session ends.
+///
+/// Unbounded: a consumer that stops reading lets frames pile up in memory (reading is never
+/// paused, so heartbeats keep working). Drop it if you do not want inbound data.
 #[derive(Debug)]
 pub struct Inbound {
     pub(crate) rx: mpsc::UnboundedReceiver<Vec<u8>>,

@@ -17,7 +17,7 @@
 //! | socket options (nodelay, keepalive, `TCP_USER_TIMEOUT`) | [`SocketOptions`] |
 //! | building and spawning | [`Builder`] |
 //! | what the user holds | [`Handle`], [`Receipt`], [`Inbound`], [`Events`] |
-//! | `io::Error` → [`NetError`](redial_core::NetError) | [`classify`] |
+//! | `io::Error` → [`NetError`] | [`classify`] |
 //! | record and replay (feature `record`) | `trace` |
 //!
 //! ## Using it

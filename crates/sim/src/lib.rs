@@ -3,7 +3,7 @@
 //! A deterministic discrete-event simulator that runs many **real** [`redial_core::Session`]s
 //! (the same state machine the adapters run) against a simulated server and network, on
 //! virtual time that jumps from one event to the next. Nothing sleeps and nothing steps idle
-//! sessions: a binary heap holds every timed event (session deadlines, dial answers, PONGs,
+//! sessions: a time-ordered queue holds every timed event (session deadlines, dial answers, PONGs,
 //! acknowledgements, closes, faults), and only the session an event belongs to runs.
 //!
 //! Same [`Scenario`] (and so the same seed), same [`Report`], always.
@@ -58,6 +58,7 @@ mod book;
 pub mod fault;
 pub mod network;
 pub mod policy;
+mod queue;
 pub mod report;
 pub mod rng;
 pub mod scenario;

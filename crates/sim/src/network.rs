@@ -17,7 +17,8 @@ pub struct Network {
     pub pong_latency: Duration,
     /// Server think time before acknowledging a write's messages. Default 500 µs.
     pub ack_latency: Duration,
-    /// Time for a write to complete locally (into the send buffer). Default 10 µs.
+    /// Time for a write to complete locally (into the send buffer). Default zero: reported
+    /// within the same round, saving an event per write.
     pub write_latency: Duration,
     /// Time for a close to complete. Default 100 µs.
     pub close_latency: Duration,
@@ -33,7 +34,7 @@ impl Default for Network {
             one_way: Duration::from_micros(500),
             pong_latency: Duration::from_micros(200),
             ack_latency: Duration::from_micros(500),
-            write_latency: Duration::from_micros(10),
+            write_latency: Duration::ZERO,
             close_latency: Duration::from_micros(100),
             flap_life: Duration::from_millis(200),
         }

@@ -1,10 +1,9 @@
-//! The discrete-event engine: a heap of timed events over many real sessions, a server and a
+//! The discrete-event engine: a queue of timed events over many real sessions, a server and a
 //! network, on virtual time that jumps from one event to the next.
 
 use core::cmp::Ordering;
 use core::net::{Ipv4Addr, SocketAddr};
 use core::time::Duration;
-use std::collections::BinaryHeap;
 
 use redial_core::{
     AckMode, Action, ConfigError, Delivery, Epoch, Event, Instant, NetError, Notification, Outcome,
@@ -13,6 +12,7 @@ use redial_core::{
 
 use crate::book::{decode, MsgBook};
 use crate::fault::{Fault, FaultKind};
+use crate::queue::{EventQueue, Timed};
 use crate::report::{MessageCounts, Report, Sample};
 use crate::rng::{derive_seed, SimRng};
 use crate::scenario::Scenario;
@@ -57,6 +57,12 @@ impl Ord for Ev {
     }
 }
 
+impl Timed for Ev {
+    fn at(&self) -> Instant {
+        self.at
+    }
+}
+
 impl PartialOrd for Ev {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -92,6 +98,7 @@ impl Conn {
 
 struct Client {
     session: Session,
+    /// The earliest wake queued for this session.
     wake: Option<Instant>,
     dial: Option<Dial>,
     conn: Option<Conn>,
@@ -108,7 +115,7 @@ pub struct Simulation {
     sc: Scenario,
     now: Instant,
     end: Instant,
-    heap: BinaryHeap<Ev>,
+    queue: EventQueue<Ev>,
     seq: u64,
     clients: Vec<Client>,
     rng: SimRng,
@@ -148,7 +155,7 @@ impl Simulation {
         let mut sim = Simulation {
             now: Instant::ZERO,
             end: Instant::ZERO + scenario.duration,
-            heap: BinaryHeap::with_capacity(scenario.clients * 3 + 16),
+            queue: EventQueue::new(),
             seq: 0,
             clients: Vec::with_capacity(scenario.clients),
             rng: SimRng::new(0),
@@ -223,11 +230,7 @@ impl Simulation {
     /// Returns whether the run has time left.
     pub fn run_until(&mut self, t: Duration) -> bool {
         let limit = (Instant::ZERO + t).min(self.end);
-        while let Some(ev) = self.heap.peek() {
-            if ev.at > limit {
-                break;
-            }
-            let ev = self.heap.pop().expect("peeked above");
+        while let Some(ev) = self.queue.pop_until(limit) {
             self.now = ev.at;
             self.dispatch(ev);
         }
@@ -246,7 +249,9 @@ impl Simulation {
     pub fn finish(mut self) -> Report {
         self.now = self.end;
         for i in 0..self.clients.len() {
-            self.clients[i].session.close(self.end, redial_core::CloseMode::Immediate);
+            self.clients[i]
+                .session
+                .close(self.end, redial_core::CloseMode::Immediate);
             self.drive(i);
         }
         let mut not_reconnected = 0;
@@ -282,7 +287,7 @@ impl Simulation {
 
     fn push(&mut self, at: Instant, client: u32, what: What) {
         self.seq += 1;
-        self.heap.push(Ev {
+        self.queue.push(Ev {
             at,
             seq: self.seq,
             client,
@@ -310,7 +315,7 @@ impl Simulation {
             What::FaultEnd(f) => return self.fault_end(self.sc.faults.faults()[f as usize]),
             What::Wake => {
                 if self.clients[i].wake != Some(ev.at) {
-                    return; // Superseded by a different deadline.
+                    return; // Superseded by an earlier wake.
                 }
                 self.clients[i].wake = None;
                 self.core_events += 1;
@@ -335,7 +340,10 @@ impl Simulation {
                 self.handle(i, Event::Written { epoch });
             }
             What::Pong(epoch) | What::Acked(epoch, _) => {
-                if self.clients[i].conn.is_none_or(|c| c.epoch != epoch || c.wedged) {
+                if self.clients[i]
+                    .conn
+                    .is_none_or(|c| c.epoch != epoch || c.wedged)
+                {
                     return; // Lost on the wire, or the socket is gone.
                 }
                 self.handle(
@@ -397,7 +405,10 @@ impl Simulation {
         self.handle(i, Event::DialOk { epoch });
         if self.clients[i].session.connection() == Some(epoch) {
             if let Some(old) = self.clients[i].conn {
-                self.violation(i, format!("second connection {epoch} while {} open", old.epoch));
+                self.violation(
+                    i,
+                    format!("second connection {epoch} while {} open", old.epoch),
+                );
             }
             self.clients[i].conn = Some(Conn {
                 epoch,
@@ -478,16 +489,19 @@ impl Simulation {
                     self.push(at, i as u32, What::Closed(epoch));
                 }
                 Action::Notify(n) => self.notified(i, n),
-                Action::Wait { until } => {
+                Action::Wait { until: Some(at) } => {
+                    // Re-arm only when the deadline moves earlier: a later deadline is met
+                    // by the wake already queued, which fires early (harmless: deadlines
+                    // are absolute) and re-arms. Most rounds push the liveness deadline a
+                    // little later, so this saves a queued event per message.
                     let c = &mut self.clients[i];
-                    if until != c.wake {
-                        c.wake = until;
-                        if let Some(at) = until {
-                            self.push(at, i as u32, What::Wake);
-                        }
+                    if c.wake.is_none_or(|w| at < w) {
+                        c.wake = Some(at);
+                        self.push(at, i as u32, What::Wake);
                     }
                     return;
                 }
+                Action::Wait { until: None } => return,
                 _ => {}
             }
         }
@@ -556,14 +570,22 @@ impl Simulation {
             conn.last_seq = Some(seq);
         }
         if count != messages {
-            problems.push(format!("transmit of {messages} messages gave {count} payloads"));
+            problems.push(format!(
+                "transmit of {messages} messages gave {count} payloads"
+            ));
         }
         c.conn = Some(conn);
         for p in problems {
             self.violation(i, p);
         }
-        let at = self.now + net.write_latency;
-        self.push(at, i as u32, What::Written(epoch));
+        if net.write_latency.is_zero() {
+            // Into the send buffer at once: report it within this round, as an adapter whose
+            // write completed immediately would.
+            self.handle(i, Event::Written { epoch });
+        } else {
+            let at = self.now + net.write_latency;
+            self.push(at, i as u32, What::Written(epoch));
+        }
         if !conn.usable() {
             return;
         }

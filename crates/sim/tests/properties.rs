@@ -168,7 +168,10 @@ fn each_fault_kind_is_detected_and_healed() {
         let sum = r.summary();
         assert!(r.violations.is_empty(), "{kind}: {:?}", r.violations);
         assert_eq!(sum.detection.count, 200, "{kind}: every session noticed");
-        assert_eq!(sum.reconnection.count, 200, "{kind}: every session came back");
+        assert_eq!(
+            sum.reconnection.count, 200,
+            "{kind}: every session came back"
+        );
         let bound = match kind {
             FaultKind::Blackhole => 10_000.0,
             _ => 0.5,

@@ -1,6 +1,6 @@
 //! # redial-smol
 //!
-//! Reconnecting, heartbeating TCP sessions on smol / async-io: the [`redial_core`] state
+//! Reconnecting, heartbeating TCP sessions on smol / async-io: the [`redial_core`](redial_driver::core) state
 //! machine driven by the shared [`redial_driver`] loop, with `async-io` sockets and timers and
 //! DNS on smol's blocking pool.
 //!

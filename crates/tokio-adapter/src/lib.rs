@@ -1,6 +1,6 @@
 //! # redial-tokio
 //!
-//! Reconnecting, heartbeating TCP sessions on tokio: the [`redial_core`] state machine driven
+//! Reconnecting, heartbeating TCP sessions on tokio: the [`redial_core`](redial_driver::core) state machine driven
 //! by the shared [`redial_driver`] loop, with tokio sockets, timers and DNS.
 //!
 //! ## Quick start

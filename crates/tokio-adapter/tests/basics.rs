@@ -23,6 +23,9 @@ on_tokio!(
     hostname_is_resolved,
     dropping_handles_closes,
     graceful_close_drains,
+    oversized_frame_recovers,
+    in_order_acks_and_in_doubt,
+    blocked_write_keeps_reading_and_times_out,
 );
 
 /// The session task on its own thread with its own current-thread runtime.

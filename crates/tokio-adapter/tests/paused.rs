@@ -3,15 +3,24 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use redial_tokio::{Backoff, Config, Delivery, GiveUp, GiveUpWhen, Jitter, Notification};
+use redial_tokio::{
+    Backoff, BoxFuture, Config, Delivery, Discover, GiveUp, GiveUpWhen, Jitter, Notification,
+    Target,
+};
 
 #[tokio::test(start_paused = true)]
 async fn attempts_follow_backoff_on_virtual_time() {
-    // Nothing listens on this port: every dial is refused at once.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Discovery that always fails at once: no real I/O, so tokio's auto-advance cannot race
+    // a pending socket (with a real refused dial under load, the clock may jump to the
+    // connect deadline before the refusal is seen).
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    struct Nowhere;
+    impl Discover for Nowhere {
+        fn discover(&self) -> BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>> {
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Err(std::io::Error::other("no such service")) })
+        }
+    }
     let cfg = Config::default()
         .with_backoff(
             Backoff::new()
@@ -25,17 +34,25 @@ async fn attempts_follow_backoff_on_virtual_time() {
             when: GiveUpWhen::Either,
         });
     let start = tokio::time::Instant::now();
-    let (h, _inbound, events) = redial_tokio::builder(addr).config(cfg).spawn().unwrap();
+    let (h, _inbound, events) = redial_tokio::builder(Target::discover(Nowhere))
+        .config(cfg)
+        .spawn()
+        .unwrap();
     let r = h.send(b"x".to_vec(), Delivery::AtMostOnce);
     let events: Vec<_> = events.collect().await;
     assert!(r.await.is_err());
-    let starts: Vec<Duration> = events
+    let failures: Vec<Duration> = events
         .iter()
-        .filter(|e| matches!(e.notification, Notification::AttemptStarted { .. }))
+        .filter(|e| matches!(e.notification, Notification::AttemptFailed { .. }))
         .map(|e| e.at)
         .collect();
-    let secs: Vec<u64> = starts.iter().map(Duration::as_secs).collect();
+    let secs: Vec<u64> = failures.iter().map(Duration::as_secs).collect();
     // 10, 20, 40, 60 (capped) seconds apart, on virtual time.
+    assert!(events
+        .iter()
+        .any(|e| e.detail.as_deref() == Some("no such service")));
     assert_eq!(secs, [0, 10, 30, 70, 130], "{events:#?}");
+    // Discovery runs afresh on every attempt.
+    assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 5);
     assert!(start.elapsed() >= Duration::from_secs(130));
 }

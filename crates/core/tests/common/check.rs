@@ -175,6 +175,7 @@ pub fn op(b: &mut Bytes<'_>) -> Op {
         0..=3 => Op::Advance(ms(u64::from(b.u8()) * 4)),
         4 => Op::Advance(ms(u64::from(b.u16()) * 8)),
         5..=7 => Op::Jump,
+        8 if k >= 224 => Op::Advance(Duration::MAX),
         8 => Op::Backwards(ms(u64::from(b.u8()) * 10)),
         9..=14 => Op::Respond,
         15..=16 => Op::Enqueue(b.u8() % 40, Delivery::AtMostOnce),

@@ -35,6 +35,7 @@ pub struct H {
     pub log: Vec<(Instant, Action)>,
     /// Index into `log` of the first action not yet taken by `take`.
     cursor: usize,
+    jumps: u32,
 }
 
 impl H {
@@ -45,6 +46,7 @@ impl H {
             wait: None,
             log: Vec::new(),
             cursor: 0,
+            jumps: 0,
         }
     }
 
@@ -82,10 +84,25 @@ impl H {
     /// Jumps to the next deadline (panics if none).
     pub fn jump(&mut self) -> Instant {
         self.poll();
+        // A runaway loop (a broken session that never moves on) fails instead of eating memory.
+        assert!(
+            self.log.len() < 1_000_000,
+            "runaway test: over a million actions"
+        );
         let t = self.wait.expect("a deadline");
         self.now = self.now.max(t);
         self.poll();
         self.now
+    }
+
+    /// `jump`, failing the test after 10,000 of them without progress.
+    fn jump_bounded(&mut self) {
+        self.jumps += 1;
+        assert!(
+            self.jumps < 10_000,
+            "runaway test: no attempt after 10,000 jumps"
+        );
+        self.jump();
     }
 
     pub fn advance(&mut self, d: Duration) {
@@ -103,7 +120,7 @@ impl H {
             }) {
                 break e;
             }
-            self.jump();
+            self.jump_bounded();
         };
         self.handle(Event::Resolved {
             epoch,
@@ -214,7 +231,7 @@ impl H {
             }) {
                 break e;
             }
-            self.jump();
+            self.jump_bounded();
         };
         self.handle(Event::Resolved { epoch, addrs });
         let dialed = self.pending(|a| match a {

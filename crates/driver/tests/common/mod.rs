@@ -35,6 +35,7 @@ struct Inner {
     log: Mutex<Vec<String>>,
     conns: Mutex<Vec<TcpStream>>,
     muted: AtomicBool,
+    stalled: AtomicBool,
     stopped: AtomicBool,
     accepted: Mutex<u64>,
 }
@@ -88,6 +89,11 @@ impl LineServer {
         self.inner.muted.store(on, SeqCst);
     }
 
+    /// Stops reading from connections (their receive buffers fill up).
+    pub fn stall(&self, on: bool) {
+        self.inner.stalled.store(on, SeqCst);
+    }
+
     /// Sends `line` to every live connection.
     pub fn push(&self, line: &str) {
         for c in self.inner.conns.lock().unwrap().iter_mut() {
@@ -114,7 +120,12 @@ impl LineServer {
 
 fn serve_conn(s: TcpStream, inner: &Inner) {
     let mut w = s.try_clone().unwrap();
-    for line in BufReader::new(s).lines() {
+    let mut lines = BufReader::new(s).lines();
+    loop {
+        while inner.stalled.load(SeqCst) && !inner.stopped.load(SeqCst) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let Some(line) = lines.next() else { return };
         let Ok(line) = line else { return };
         if inner.stopped.load(SeqCst) {
             return;
@@ -566,5 +577,116 @@ pub async fn connector_and_build<R: Runtime>(
         .flatten();
     assert_eq!(echo.as_deref(), Some(&b"echo:via"[..]));
     assert_eq!(*calls.lock().unwrap(), 1);
+    h.close(CloseMode::Immediate).await;
+}
+
+/// An oversized inbound line closes that connection with a typed error; the session
+/// reconnects.
+pub async fn oversized_frame_recovers<R: Runtime>(rt: R) {
+    let server = LineServer::start();
+    let (h, _i, mut events) = Builder::new(rt.clone(), server.addr())
+        .config(fast())
+        .codec(redial_driver::LineCodec::plain().with_max_line(16))
+        .spawn()
+        .unwrap();
+    wait_event(&rt, &mut events, "connected", is_connected).await;
+    wait_for(&rt, "accept", || server.accepted() == 1).await;
+    server.push(&"x".repeat(100));
+    let e = wait_event(&rt, &mut events, "disconnected", |e| {
+        matches!(e.notification, Notification::Disconnected { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            e.notification,
+            Notification::Disconnected {
+                reason: DisconnectReason::Protocol(redial_driver::FrameError::TooLarge { .. }),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    wait_event(&rt, &mut events, "reconnected", is_connected).await;
+    h.close(CloseMode::Immediate).await;
+}
+
+/// With per-reply acks a message is delivered by its reply; one written but unanswered
+/// when the connection dies comes back in doubt.
+pub async fn in_order_acks_and_in_doubt<R: Runtime>(rt: R) {
+    let server = LineServer::start();
+    let (h, _i, mut events) = Builder::new(rt.clone(), server.addr())
+        .config(fast().with_heartbeat(None))
+        .acks(redial_driver::AckMode::InOrder)
+        .spawn()
+        .unwrap();
+    let a = h.send(b"a".to_vec(), Delivery::AtMostOnce);
+    assert_eq!(timeout(&rt, Duration::from_secs(5), a).await, Some(Ok(())));
+    server.mute(true);
+    let b = h.send(b"b".to_vec(), Delivery::AtMostOnce);
+    wait_for(&rt, "b written", || {
+        h.stats().delivered == 1 && h.stats().bytes_read > 0
+    })
+    .await;
+    sleep(&rt, Duration::from_millis(100)).await;
+    server.kill();
+    let u = timeout(&rt, Duration::from_secs(5), b)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(u.outcome, Outcome::InDoubt);
+    assert_eq!(u.payload, b"b");
+    wait_event(&rt, &mut events, "disconnected", |e| {
+        matches!(e.notification, Notification::Disconnected { .. })
+    })
+    .await;
+    h.close(CloseMode::Immediate).await;
+}
+
+/// A write stuck on a peer that stopped reading never stops reads (a line the peer sends
+/// still arrives) and is killed by the write deadline.
+pub async fn blocked_write_keeps_reading_and_times_out<R: Runtime>(rt: R) {
+    let server = LineServer::start();
+    server.stall(true);
+    let cfg = fast()
+        .with_heartbeat(None)
+        .with_write_timeout(Some(Duration::from_millis(500)))
+        .with_queue(redial_driver::QueueLimits {
+            max_messages: 4096,
+            max_bytes: 64 << 20,
+            max_message: 64 << 10,
+            overflow: redial_driver::Overflow::Reject,
+        });
+    let (h, mut inbound, mut events) = Builder::new(rt.clone(), server.addr())
+        .config(cfg)
+        .spawn()
+        .unwrap();
+    wait_event(&rt, &mut events, "connected", is_connected).await;
+    wait_for(&rt, "accept", || server.accepted() == 1).await;
+    let chunk = vec![b'x'; 60 << 10];
+    let _receipts: Vec<_> = (0..800)
+        .map(|_| h.send(chunk.clone(), Delivery::AtMostOnce))
+        .collect();
+    sleep(&rt, Duration::from_millis(100)).await;
+    server.push("still-reading");
+    let got = timeout(&rt, Duration::from_secs(2), inbound.next())
+        .await
+        .flatten();
+    assert_eq!(got.as_deref(), Some(&b"still-reading"[..]));
+    let e = wait_event(&rt, &mut events, "write timeout", |e| {
+        matches!(e.notification, Notification::Disconnected { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            e.notification,
+            Notification::Disconnected {
+                reason: DisconnectReason::WriteTimeout(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(h.stats().write_timeouts, 1);
+    server.kill();
     h.close(CloseMode::Immediate).await;
 }

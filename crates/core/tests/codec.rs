@@ -1,0 +1,67 @@
+//! Codec edge cases found while fuzzing and the properties the `codec` fuzz target checks.
+
+use redial_core::{Codec, Frame, FrameError, LengthCodec, LineCodec};
+
+#[test]
+fn a_line_codec_without_a_practical_limit_does_not_overflow() {
+    // `max_line + 2` overflowed (a panic in debug builds) for a limit of usize::MAX.
+    for max in [usize::MAX, usize::MAX - 1] {
+        let mut c = LineCodec::plain().with_max_line(max);
+        assert_eq!(c.decode(b"abc"), Ok(None));
+        assert_eq!(c.decode(b"abc\r\n"), Ok(Some((Frame::Data(b"abc"), 5))));
+    }
+}
+
+#[test]
+fn heartbeat_lines_decode_as_heartbeats() {
+    let mut c = LineCodec::redis();
+    assert_eq!(c.decode(b"+PONG\r\nx"), Ok(Some((Frame::Pong, 7))));
+    let mut c = LineCodec::nats();
+    assert_eq!(c.decode(b"PING\n"), Ok(Some((Frame::Ping, 5))));
+    let mut out = Vec::new();
+    c.handshake(&mut out);
+    assert!(out.starts_with(b"CONNECT "));
+}
+
+#[test]
+fn garbage_never_needs_more_than_one_frame_of_buffer() {
+    let mut line = LineCodec::plain().with_max_line(8);
+    assert_eq!(line.decode(b"123456789"), Ok(None));
+    assert!(matches!(
+        line.decode(b"1234567890"),
+        Err(FrameError::TooLarge { .. })
+    ));
+    let mut len = LengthCodec::new(8);
+    assert!(matches!(
+        len.decode(&[0, 0, 0, 10, 0]),
+        Err(FrameError::TooLarge { size: 9, max: 8 })
+    ));
+    assert!(matches!(
+        len.decode(&[0, 0, 0, 0]),
+        Err(FrameError::Malformed { .. })
+    ));
+    assert!(matches!(
+        len.decode(&[0, 0, 0, 2, 7, 0]),
+        Err(FrameError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn data_frames_round_trip() {
+    let mut len = LengthCodec::new(300);
+    for n in [0, 1, 255, 300] {
+        let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        len.encode(Frame::Data(&data), &mut out).unwrap();
+        assert_eq!(len.decode(&out), Ok(Some((Frame::Data(&data), out.len()))));
+    }
+    let mut out = Vec::new();
+    assert!(len.encode(Frame::Data(&[0; 301]), &mut out).is_err());
+    assert!(out.is_empty(), "nothing written for a refused frame");
+    let mut line = LineCodec::plain();
+    assert!(line.encode(Frame::Data(b"a\nb"), &mut out).is_err());
+    line.encode(Frame::Data(b"hello"), &mut out).unwrap();
+    line.encode(Frame::Ping, &mut out).unwrap();
+    assert_eq!(line.decode(&out), Ok(Some((Frame::Data(b"hello"), 7))));
+    assert_eq!(line.decode(&out[7..]), Ok(Some((Frame::Ping, 6))));
+}
