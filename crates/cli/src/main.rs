@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod pipe;
+mod replay;
 mod sim;
 
 /// Keep long-lived TCP conversations alive: tools around the redial state machine.
@@ -30,6 +31,8 @@ enum Command {
     /// Exit codes: 0 all lines delivered, 1 runtime error, 2 bad arguments, 3 gave up
     /// reconnecting, 4 some lines not delivered (reported on stderr).
     Pipe(pipe::PipeArgs),
+    /// Replay a recorded session on a fresh core and print its decisions as a timeline.
+    Replay(replay::ReplayArgs),
     /// Simulate many clients with a reconnect policy through a fault, on virtual time.
     Sim(sim::SimArgs),
 }
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
+        Command::Replay(args) => replay::run(args),
         Command::Sim(args) => sim::run(args),
     };
     match result {

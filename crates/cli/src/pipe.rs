@@ -139,6 +139,9 @@ pub struct PipeArgs {
     /// Lifecycle events on stderr.
     #[arg(long, value_enum, default_value = "human")]
     events: EventsArg,
+    /// Record every input to the core as JSON lines in FILE (for `redial replay`).
+    #[arg(long, value_name = "FILE")]
+    record: Option<std::path::PathBuf>,
     /// How long to keep delivering after stdin ends or a signal arrives.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain: Duration,
@@ -384,13 +387,18 @@ async fn pipe(args: PipeArgs, cfg: Config) -> Result<u8, Box<dyn std::error::Err
         DeliveryArg::AtMostOnce => Delivery::AtMostOnce,
         DeliveryArg::AtLeastOnce => Delivery::Idempotent,
     };
-    let (handle, mut inbound, mut events) =
-        redial_tokio::builder(Target::discover(Hosts(args.targets.clone())))
-            .config(cfg)
-            .codec(args.codec())
-            .acks(args.ack_mode())
-            .spawn()
-            .map_err(|e| UsageError(format!("invalid configuration: {e}")))?;
+    let mut builder = redial_tokio::builder(Target::discover(Hosts(args.targets.clone())))
+        .config(cfg)
+        .codec(args.codec())
+        .acks(args.ack_mode());
+    if let Some(path) = &args.record {
+        let file = std::fs::File::create(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        builder = builder.record(std::io::BufWriter::new(file));
+    }
+    let (handle, mut inbound, mut events) = builder
+        .spawn()
+        .map_err(|e| UsageError(format!("invalid configuration: {e}")))?;
     let gave_up = Arc::new(AtomicBool::new(false));
     let mode = args.events;
     let ev_task = {

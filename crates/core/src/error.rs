@@ -155,6 +155,9 @@ pub enum RejectReason {
     /// The session is closing or closed.
     #[error("session closed")]
     Closed,
+    /// The codec cannot encode this payload (for example a line break inside a line).
+    #[error("message cannot be encoded: {0}")]
+    Unencodable(FrameError),
 }
 
 /// Why a message was abandoned before it was ever written.

@@ -47,7 +47,8 @@ pub enum Outcome {
     /// Written on a connection that died before confirmation; not resent. The peer may or may
     /// not have it.
     InDoubt,
-    /// Never written: the session gave up, was closed, or evicted it.
+    /// Never written: the session gave up, was closed, or evicted it. (A message written on
+    /// an earlier connection and awaiting its replay ends [`Outcome::InDoubt`] instead.)
     Abandoned(AbandonReason),
     /// Refused at enqueue.
     Rejected(RejectReason),

@@ -18,6 +18,19 @@ struct Entry {
     replays: u8,
 }
 
+impl Entry {
+    /// How a queued message ends when it will not be sent: abandoned if it was never written,
+    /// in doubt if it was written on an earlier connection and waited for its replay (the peer
+    /// may have it; "abandoned" promises it was never written).
+    fn unwritten_or_doubt(&self, reason: AbandonReason) -> Outcome {
+        if self.replays > 0 {
+            Outcome::InDoubt
+        } else {
+            Outcome::Abandoned(reason)
+        }
+    }
+}
+
 /// A message leaving the ledger: its id, outcome and, unless delivered, its payload.
 pub(crate) type Settled = (MsgId, Outcome, Option<Vec<u8>>);
 
@@ -109,7 +122,7 @@ impl Ledger {
             self.bytes -= e.payload.len();
             settle((
                 e.id,
-                Outcome::Abandoned(AbandonReason::Evicted),
+                e.unwritten_or_doubt(AbandonReason::Evicted),
                 Some(e.payload),
             ));
         }
@@ -252,7 +265,7 @@ impl Ledger {
             let outcome = if i < in_flight {
                 Outcome::InDoubt
             } else {
-                Outcome::Abandoned(reason)
+                e.unwritten_or_doubt(reason)
             };
             settle((e.id, outcome, Some(e.payload)));
         }
@@ -350,6 +363,24 @@ mod tests {
             3
         );
         assert_eq!((l.len(), l.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn written_idempotent_awaiting_replay_is_in_doubt_not_abandoned() {
+        let lim = limits(10, 100);
+        let mut l = Ledger::new(&lim);
+        push(&mut l, &lim, b"i", Delivery::Idempotent);
+        push(&mut l, &lim, b"never", Delivery::Idempotent);
+        l.start_write(100, 1);
+        l.write_done(AckMode::InOrder, &mut |_| {});
+        assert_eq!(l.connection_lost(3, &mut |_| {}), 1);
+        let mut settled = Vec::new();
+        l.abandon_all(AbandonReason::Closed, &mut |s| settled.push(s));
+        let outcomes: Vec<_> = settled.iter().map(|s| s.1).collect();
+        assert_eq!(
+            outcomes,
+            [Outcome::InDoubt, Outcome::Abandoned(AbandonReason::Closed)]
+        );
     }
 
     #[test]

@@ -617,9 +617,7 @@ impl<R: Runtime> Driver<R> {
             } => {
                 self.scratch.clear();
                 if let Err(fe) = self.codec.encode(Frame::Data(&payload), &mut self.scratch) {
-                    let max = self.codec.max_frame();
-                    let size = payload.len();
-                    let outcome = Outcome::Rejected(RejectReason::TooLarge { size, max });
+                    let outcome = Outcome::Rejected(RejectReason::Unencodable(fe));
                     let mut u = Undelivered::new(outcome, payload);
                     u.frame_error = Some(fe);
                     self.settled.push((reply, Err(u)));

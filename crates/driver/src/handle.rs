@@ -60,7 +60,7 @@ pub struct Undelivered {
     /// The message.
     pub payload: Vec<u8>,
     /// Set when the codec cannot encode the payload (for example a line break inside a line);
-    /// the outcome is then `Rejected(TooLarge)` for lack of a better core reason.
+    /// the outcome is then `Rejected(Unencodable(_))` with the same error.
     pub frame_error: Option<FrameError>,
 }
 

@@ -1,0 +1,109 @@
+//! `redial replay FILE`: run a fresh core on a recorded session's inputs and print its
+//! decisions as a timeline, checking they are the very ones the recording made.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use redial_core::{Action, Notification};
+use redial_tokio::trace;
+
+/// Arguments of `redial replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// A trace written by `redial pipe --record FILE` (or `Builder::record`).
+    file: PathBuf,
+    /// Print every action (state changes, transmits, RTT samples), not only the decisions.
+    #[arg(long)]
+    all: bool,
+}
+
+fn describe(a: &Action, all: bool) -> Option<String> {
+    Some(match a {
+        Action::Resolve { epoch } if all => format!("resolve    epoch {epoch}"),
+        Action::Dial {
+            epoch,
+            addr,
+            deadline,
+        } => {
+            format!("dial       {addr} (epoch {epoch}, deadline {deadline})")
+        }
+        Action::Close { epoch, reason } => format!("close      epoch {epoch}: {reason}"),
+        Action::Transmit {
+            epoch,
+            pongs,
+            ping,
+            messages,
+        } if all => {
+            format!("transmit   epoch {epoch}: {messages} messages, ping {ping}, pongs {pongs}")
+        }
+        Action::Notify(n) => match n {
+            Notification::AttemptFailed {
+                attempt,
+                addr,
+                error,
+                next_delay,
+                ..
+            } => format!(
+                "failed     attempt {attempt} to {}: {error}; next in {}",
+                addr.map_or("(resolve)".into(), |a| a.to_string()),
+                next_delay.map_or("never".into(), |d| format!("{d:?}"))
+            ),
+            Notification::Connected { addr, attempt, .. } => {
+                format!("connected  {addr} on attempt {attempt}")
+            }
+            Notification::Disconnected {
+                reason,
+                uptime,
+                next_delay,
+                ..
+            } => format!(
+                "lost       {reason} after {uptime:?} up; next in {}",
+                next_delay.map_or("never".into(), |d| format!("{d:?}"))
+            ),
+            Notification::Outcome { id, outcome, .. } => format!("message    {id:?}: {outcome:?}"),
+            Notification::GaveUp {
+                failures,
+                elapsed,
+                last_error,
+            } => {
+                format!("gave up    after {failures} failures over {elapsed:?}: {last_error}")
+            }
+            Notification::StateChanged { from, to } if all => {
+                format!("state      {from:?} -> {to:?}")
+            }
+            Notification::Rtt { sample, .. } if all => format!("rtt        {sample:?}"),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// Replays the trace; an error if it cannot be read or the replay diverges.
+pub fn run(args: ReplayArgs) -> crate::CmdResult {
+    let file =
+        File::open(&args.file).map_err(|e| format!("cannot open {}: {e}", args.file.display()))?;
+    let replayed =
+        trace::replay(BufReader::new(file)).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    for (t, action) in &replayed.actions {
+        if let Some(text) = describe(action, args.all) {
+            println!("{t:>12}  {text}");
+        }
+    }
+    match replayed.first_mismatch() {
+        None => {
+            println!(
+                "replay identical to the recording: {} actions, {} recorded",
+                replayed.actions.len(),
+                replayed.recorded.len()
+            );
+            Ok(())
+        }
+        Some(i) => Err(format!(
+            "replay diverges at action {i}: recorded {:?}, replayed {:?}",
+            replayed.recorded.get(i),
+            replayed.actions.get(i).map(|(_, a)| trace::redacted(a))
+        )
+        .into()),
+    }
+}
