@@ -118,7 +118,14 @@ fn cg_profile(exe: &Path, args: &[String], k: usize) -> String {
                 let head = l.split("/rustc/").next().unwrap_or("");
                 format!("{head}std:{}", &l[i + "/library/".len()..])
             }
-            _ => l.replace("/work/main/", ""),
+            _ => match l.find("index.crates.io-") {
+                Some(i) => {
+                    let rest = &l[i..];
+                    let head = l.split("/root/").next().unwrap_or("");
+                    format!("{head}{}", rest.split_once('/').map_or(rest, |x| x.1))
+                }
+                None => l.replace("/work/main/", ""),
+            },
         };
         let _ = writeln!(out, "{l}");
     }
