@@ -98,6 +98,8 @@ pub struct Live {
     pub events: Events,
     /// Events seen so far.
     pub seen: Vec<SessionEvent>,
+    /// Index in `seen` after the event the last `wait_event` matched.
+    cursor: usize,
 }
 
 impl Live {
@@ -109,6 +111,7 @@ impl Live {
             inbound,
             events,
             seen: Vec::new(),
+            cursor: 0,
         }
     }
 
@@ -119,8 +122,8 @@ impl Live {
         }
     }
 
-    /// Waits (bounded) for an event matching `f`, returning it; earlier events are kept in
-    /// `seen`.
+    /// Waits (bounded) for an event matching `f` that comes after the one the previous wait
+    /// matched, and returns it. Every event stays in `seen`.
     pub async fn wait_event<A: Adapter>(
         &mut self,
         timeout: Duration,
@@ -128,14 +131,12 @@ impl Live {
         mut f: impl FnMut(&SessionEvent) -> bool,
     ) -> SessionEvent {
         let deadline = Instant::now() + timeout;
-        // Events already seen were consumed by earlier waits.
-        let mut checked = self.seen.len();
         loop {
             self.drain();
-            if let Some(e) = self.seen[checked..].iter().find(|e| f(e)) {
-                return e.clone();
+            if let Some(i) = self.seen[self.cursor..].iter().position(|e| f(e)) {
+                self.cursor += i + 1;
+                return self.seen[self.cursor - 1].clone();
             }
-            checked = self.seen.len();
             assert!(
                 Instant::now() < deadline,
                 "[{}] timed out after {timeout:?} waiting for {what}; events: {:#?}",

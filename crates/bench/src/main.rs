@@ -418,8 +418,9 @@ fn all(out: &Path) {
          interval {} ms, timeout {} ms (bound: interval + timeout = {bound:.0} ms of read \
          silence). Each of {} trials: connect, wait a varying phase (150–350 ms), enqueue one \
          message, switch the proxy to Blackhole, and time until redial reports \
-         `Disconnected(HeartbeatTimeout)`. Alongside, a plain tokio `TcpStream` through the same \
-         proxy writes a frame every 50 ms and reads, for a window of {} ms.\n",
+         `Disconnected(HeartbeatTimeout)`. Alongside, a plain tokio `TcpStream` through a second \
+         `FaultProxy`, blackholed at the same instant, writes a frame every 50 ms and reads, for \
+         a window of {} ms.\n",
             det.interval.as_millis(),
             det.timeout.as_millis(),
             det.redial_ms.len(),

@@ -122,11 +122,9 @@ impl MsgBook {
             }
             Outcome::Abandoned(_) => {
                 counts.abandoned += 1;
-                if sent && *f & IDEMPOTENT != 0 {
-                    // A written idempotent message waiting for its replay is abandoned (or
-                    // evicted) as if never written; see `MessageCounts::abandoned_after_write`.
-                    counts.abandoned_after_write += 1;
-                } else if sent {
+                // Abandoned promises "never written", idempotent or not (a replay-pending
+                // message that is dropped ends in doubt).
+                if sent {
                     return Err(format!("message {seq} abandoned but it was written"));
                 }
             }

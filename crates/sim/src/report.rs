@@ -18,12 +18,6 @@ pub struct MessageCounts {
     pub in_doubt_received: u64,
     /// Abandoned (gave up, closed, evicted) without ever being written.
     pub abandoned: u64,
-    /// Of the abandoned ones, idempotent messages that had been written on an earlier
-    /// connection and were waiting for their replay. `Outcome::Abandoned` says "never
-    /// written", so these are a known inaccuracy of the core's ledger (it forgets that a
-    /// replay-pending message was written); harmless for idempotent messages, and counted
-    /// here rather than flagged. At-most-once messages are never in this position.
-    pub abandoned_after_write: u64,
     /// Refused at enqueue.
     pub rejected: u64,
     /// Messages the server received (counting duplicates).

@@ -445,7 +445,16 @@ impl Run {
                             );
                             assert_eq!(payload.as_ref(), Some(orig), "payload handed back");
                         }
-                        _ => assert_eq!(payload.as_ref(), Some(orig), "payload handed back"),
+                        Outcome::Abandoned(_) => {
+                            assert!(
+                                !self.writes.contains_key(id),
+                                "inv4: {id:?} abandoned after being written (it is in doubt)"
+                            );
+                            assert_eq!(payload.as_ref(), Some(orig), "payload handed back");
+                        }
+                        Outcome::Rejected(_) => {
+                            assert_eq!(payload.as_ref(), Some(orig), "payload handed back")
+                        }
                     }
                 }
                 _ => {}
@@ -618,15 +627,9 @@ impl Run {
                 let at = self.now;
                 let round = self.drain(at);
                 if !accepted {
-                    let evicted = round.iter().any(|a| {
-                        matches!(
-                            a,
-                            Action::Notify(Notification::Outcome {
-                                outcome: Outcome::Abandoned(AbandonReason::Evicted),
-                                ..
-                            })
-                        )
-                    });
+                    let evicted = round
+                        .iter()
+                        .any(|a| matches!(a, Action::Notify(Notification::Outcome { .. })));
                     assert!(
                         !evicted,
                         "inv4: messages evicted for one that was then rejected"
