@@ -133,7 +133,7 @@ impl Live {
         let deadline = Instant::now() + timeout;
         loop {
             self.drain();
-            if let Some(i) = self.seen[self.cursor..].iter().position(|e| f(e)) {
+            if let Some(i) = self.seen[self.cursor..].iter().position(&mut f) {
                 self.cursor += i + 1;
                 return self.seen[self.cursor - 1].clone();
             }
