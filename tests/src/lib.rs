@@ -6,6 +6,7 @@
 //! their own threads (each with a private tokio runtime) and are controlled with plain blocking
 //! calls, so the same scenarios drive redial-tokio and redial-smol unchanged.
 
+pub mod adapters;
 pub mod conformance;
 pub mod netns;
 pub mod proxy;

@@ -13,8 +13,9 @@ use redial_core::{
 };
 use redial_tests::proxy::{FaultProxy, Mode};
 use redial_tests::servers::LineServer;
-use redial_tokio::{Handle, Receipt, SessionEvent};
+use redial_tokio::{Handle, Receipt};
 
+use crate::describe::describe;
 use crate::CmdResult;
 
 /// Arguments of `redial demo`.
@@ -69,66 +70,6 @@ fn config(p: &Pace) -> Config {
             adaptive_floor: None,
         }))
         .with_acks(AckMode::InOrder)
-}
-
-fn describe(e: &SessionEvent) -> Option<String> {
-    let detail = e
-        .detail
-        .as_deref()
-        .map(|d| format!(" ({d})"))
-        .unwrap_or_default();
-    Some(match &e.notification {
-        Notification::StateChanged { from, to } => format!("state      {from:?} -> {to:?}"),
-        Notification::AttemptStarted {
-            attempt,
-            addr,
-            epoch,
-        } => {
-            format!("dial       attempt {attempt} to {addr} (epoch {epoch})")
-        }
-        Notification::AttemptFailed {
-            attempt,
-            addr,
-            error,
-            next_delay,
-            ..
-        } => format!(
-            "failed     attempt {attempt} to {}: {error}{detail}; next try in {}",
-            addr.map_or("(resolve)".into(), |a| a.to_string()),
-            next_delay.map_or("never (gave up)".into(), |d| format!(
-                "{} ms",
-                d.as_millis()
-            ))
-        ),
-        Notification::Connected {
-            addr,
-            attempt,
-            epoch,
-        } => {
-            format!("connected  to {addr} on attempt {attempt} (epoch {epoch})")
-        }
-        Notification::Disconnected {
-            reason,
-            uptime,
-            next_delay,
-            ..
-        } => format!(
-            "lost       {reason}{detail} after {:.1}s up; {}",
-            uptime.as_secs_f64(),
-            next_delay.map_or("no redial".into(), |d| format!(
-                "redial in {} ms",
-                d.as_millis()
-            ))
-        ),
-        Notification::GaveUp {
-            failures,
-            elapsed,
-            last_error,
-        } => {
-            format!("gave up    after {failures} failures in {elapsed:?}: {last_error}")
-        }
-        _ => return None,
-    })
 }
 
 fn say(start: Instant, what: &str) {
@@ -214,8 +155,8 @@ async fn demo(args: DemoArgs) -> CmdResult {
                     _ => {}
                 }
                 drop(s);
-                if let Some(line) = describe(&e) {
-                    say(start, &line);
+                if !matches!(e.notification, Notification::Rtt { .. }) {
+                    say(start, &describe(&e.notification, e.detail.as_deref()));
                 }
             }
         })

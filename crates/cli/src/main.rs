@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod describe;
+mod duration;
 mod pipe;
 mod replay;
 mod sim;

@@ -16,6 +16,8 @@ use redial_core::{
 use redial_tokio::{Discover, SessionEvent, Target};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+use crate::describe::describe;
+use crate::duration::parse_duration;
 use crate::UsageError;
 
 /// Exit code when the session gave up reconnecting.
@@ -145,33 +147,6 @@ pub struct PipeArgs {
     /// How long to keep delivering after stdin ends or a signal arrives.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain: Duration,
-}
-
-/// Parses `250ms`, `5s`, `2m`, `1h` (or a bare number of seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Resolves every `host:port` afresh on each attempt.
@@ -342,44 +317,11 @@ fn json_event(e: &SessionEvent) -> String {
 }
 
 fn human_event(e: &SessionEvent) -> Option<String> {
-    let detail = e
-        .detail
-        .as_deref()
-        .map(|d| format!(" ({d})"))
-        .unwrap_or_default();
-    let text = match &e.notification {
-        Notification::StateChanged { to, .. } => format!("state {to:?}"),
-        Notification::AttemptStarted { attempt, addr, .. } => {
-            format!("attempt {attempt} to {addr}")
-        }
-        Notification::AttemptFailed {
-            attempt,
-            addr,
-            error,
-            next_delay,
-            ..
-        } => format!(
-            "attempt {attempt} to {} failed: {error}{detail}; {}",
-            addr.map_or("(resolve)".into(), |a| a.to_string()),
-            next_delay.map_or("giving up".into(), |d| format!("retry in {d:?}"))
-        ),
-        Notification::Connected { addr, .. } => format!("connected to {addr}"),
-        Notification::Disconnected {
-            reason, next_delay, ..
-        } => format!(
-            "disconnected: {reason}{detail}; {}",
-            next_delay.map_or("not reconnecting".into(), |d| format!("redial in {d:?}"))
-        ),
-        Notification::GaveUp {
-            failures,
-            elapsed,
-            last_error,
-        } => {
-            format!("gave up after {failures} failures over {elapsed:?}: {last_error}")
-        }
-        _ => return None,
-    };
-    Some(format!("redial: {:.3}s {text}", e.at.as_secs_f64()))
+    if matches!(e.notification, Notification::Rtt { .. }) {
+        return None;
+    }
+    let line = describe(&e.notification, e.detail.as_deref());
+    Some(format!("redial: {:.3}s {line}", e.at.as_secs_f64()))
 }
 
 async fn pipe(args: PipeArgs, cfg: Config) -> Result<u8, Box<dyn std::error::Error>> {

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use redial_core::{Action, Notification};
 use redial_tokio::trace;
 
+use crate::describe::describe;
+
 /// Arguments of `redial replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
@@ -18,7 +20,7 @@ pub struct ReplayArgs {
     all: bool,
 }
 
-fn describe(a: &Action, all: bool) -> Option<String> {
+fn action_line(a: &Action, all: bool) -> Option<String> {
     Some(match a {
         Action::Resolve { epoch } if all => format!("resolve    epoch {epoch}"),
         Action::Dial {
@@ -38,42 +40,8 @@ fn describe(a: &Action, all: bool) -> Option<String> {
             format!("transmit   epoch {epoch}: {messages} messages, ping {ping}, pongs {pongs}")
         }
         Action::Notify(n) => match n {
-            Notification::AttemptFailed {
-                attempt,
-                addr,
-                error,
-                next_delay,
-                ..
-            } => format!(
-                "failed     attempt {attempt} to {}: {error}; next in {}",
-                addr.map_or("(resolve)".into(), |a| a.to_string()),
-                next_delay.map_or("never".into(), |d| format!("{d:?}"))
-            ),
-            Notification::Connected { addr, attempt, .. } => {
-                format!("connected  {addr} on attempt {attempt}")
-            }
-            Notification::Disconnected {
-                reason,
-                uptime,
-                next_delay,
-                ..
-            } => format!(
-                "lost       {reason} after {uptime:?} up; next in {}",
-                next_delay.map_or("never".into(), |d| format!("{d:?}"))
-            ),
-            Notification::Outcome { id, outcome, .. } => format!("message    {id:?}: {outcome:?}"),
-            Notification::GaveUp {
-                failures,
-                elapsed,
-                last_error,
-            } => {
-                format!("gave up    after {failures} failures over {elapsed:?}: {last_error}")
-            }
-            Notification::StateChanged { from, to } if all => {
-                format!("state      {from:?} -> {to:?}")
-            }
-            Notification::Rtt { sample, .. } if all => format!("rtt        {sample:?}"),
-            _ => return None,
+            Notification::StateChanged { .. } | Notification::Rtt { .. } if !all => return None,
+            n => describe(n, None),
         },
         _ => return None,
     })
@@ -86,7 +54,7 @@ pub fn run(args: ReplayArgs) -> crate::CmdResult {
     let replayed =
         trace::replay(BufReader::new(file)).map_err(|e| format!("{}: {e}", args.file.display()))?;
     for (t, action) in &replayed.actions {
-        if let Some(text) = describe(action, args.all) {
+        if let Some(text) = action_line(action, args.all) {
             println!("{t:>12}  {text}");
         }
     }

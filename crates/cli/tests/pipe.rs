@@ -155,7 +155,7 @@ fn gives_up_with_exit_3_and_rejects_bad_arguments_with_exit_2() {
     drop(stdin);
     let stderr = stderr.lock().unwrap().join("\n");
     assert_eq!(status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("gave up after 3 failures"), "{stderr}");
+    assert!(stderr.contains("gave up    after 3 failures"), "{stderr}");
     assert!(
         stderr.contains("not delivered (Abandoned(GaveUp)): hello"),
         "{stderr}"

@@ -1,0 +1,60 @@
+//! The two adapters as the suites see them: one [`Adapter`] impl each, shared by the
+//! conformance and real-fault test binaries.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use redial_driver::{Builder, Target};
+
+use crate::conformance::Adapter;
+
+/// redial-tokio on a multi-threaded runtime, as most tokio users run it. (Sockets for network
+/// namespaces are created through the builder's connector, so worker threads don't matter.)
+pub struct TokioAdapter;
+
+impl Adapter for TokioAdapter {
+    type Rt = redial_tokio::Tokio;
+    const NAME: &'static str = "tokio";
+
+    fn builder(target: Target) -> Builder<Self::Rt> {
+        redial_tokio::builder(target)
+    }
+
+    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    fn sleep(d: Duration) -> BoxFuture<'static, ()> {
+        tokio::time::sleep(d).boxed()
+    }
+}
+
+/// redial-smol on smol's global executor.
+pub struct SmolAdapter;
+
+impl Adapter for SmolAdapter {
+    type Rt = redial_smol::Smol;
+    const NAME: &'static str = "smol";
+
+    fn builder(target: Target) -> Builder<Self::Rt> {
+        redial_smol::builder(target)
+    }
+
+    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+        redial_smol::block_on(f)
+    }
+
+    fn sleep(d: Duration) -> BoxFuture<'static, ()> {
+        async move {
+            smol::Timer::after(d).await;
+        }
+        .boxed()
+    }
+}
