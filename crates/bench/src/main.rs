@@ -397,8 +397,8 @@ fn all(out: &Path) {
                 md,
                 "\nWhere redial-tokio's instructions go (callgrind, 40,000 × 64 B, whole client \
                  process, exclusive, top functions; `malloc`/`free` serve the per-message payload \
-                 `Vec`, channel node and receipt; `sip`/`hash_one`/`hashbrown` are the driver's \
-                 receipt `HashMap`):\n\n```\n{prof}```"
+                 `Vec`, channel node and receipt; `hash_one`/`hashbrown` are the driver's receipt \
+                 `HashMap`, now with a one-multiply id hasher):\n\n```\n{prof}```"
             );
             let _ = writeln!(md);
         }
@@ -605,16 +605,12 @@ fn all(out: &Path) {
                 .expect("session");
         let session_heap = util::live_bytes() - h0;
         drop(sess);
-        let out_cap = (redial_core::Config::default().batch_messages * 2 + 32).min(1 << 16);
-        let out_bytes = out_cap * std::mem::size_of::<redial_core::Action>();
         let _ = writeln!(
             md,
-            "\nOf that, the core's `out` action queue is preallocated (`Session::with_rng`) to \
-             2 × `batch_messages` + 32 = {out_cap} `Action`s × {} B = {out_bytes} B; the rest, \
-             {} B, is the ledger's `VecDeque<Entry>` preallocated (`Ledger::new`) to \
-             `queue.max_messages` = {} entries.",
-            std::mem::size_of::<redial_core::Action>(),
-            session_heap - out_bytes as i64,
+            "\nThe core's `out` action queue (`Session::with_rng`) and the ledger's \
+             `VecDeque<Entry>` (`Ledger::new`) start empty and grow on demand, keeping their \
+             capacity (so steady state still allocates nothing once warmed up; at most \
+             `queue.max_messages` = {} ledger entries).",
             redial_core::Config::default().queue.max_messages
         );
         let _ = writeln!(

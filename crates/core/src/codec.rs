@@ -37,6 +37,20 @@ pub trait Codec {
 
     /// The largest data frame this codec accepts, in bytes.
     fn max_frame(&self) -> usize;
+
+    /// Whether [`Codec::encode`] would accept `payload` as a [`Frame::Data`], without encoding
+    /// it. Default: only the length is checked against [`Codec::max_frame`]; codecs with other
+    /// restrictions on data payloads should override it.
+    fn check(&self, payload: &[u8]) -> Result<(), FrameError> {
+        let max = self.max_frame();
+        if payload.len() > max {
+            return Err(FrameError::TooLarge {
+                size: payload.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Newline-delimited text lines (`\n` or `\r\n`; writes `\r\n`), with configurable heartbeat
@@ -156,17 +170,7 @@ impl Codec for LineCodec {
     fn encode(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Result<(), FrameError> {
         match frame {
             Frame::Data(d) => {
-                if d.len() > self.max_line {
-                    return Err(FrameError::TooLarge {
-                        size: d.len(),
-                        max: self.max_line,
-                    });
-                }
-                if d.iter().any(|&b| b == b'\n' || b == b'\r') {
-                    return Err(FrameError::Malformed {
-                        reason: "line payload contains a line break",
-                    });
-                }
+                self.check(d)?;
                 Self::write_line(d, out);
             }
             Frame::Ping => {
@@ -187,6 +191,26 @@ impl Codec for LineCodec {
 
     fn max_frame(&self) -> usize {
         self.max_line
+    }
+
+    fn check(&self, payload: &[u8]) -> Result<(), FrameError> {
+        if payload.len() > self.max_line {
+            return Err(FrameError::TooLarge {
+                size: payload.len(),
+                max: self.max_line,
+            });
+        }
+        // '\r' (13) and '\n' (10) are the only bytes below 14 that matter; the cheap range
+        // test keeps the scan branch-light and vectorisable.
+        if payload
+            .iter()
+            .any(|&b| b <= b'\r' && (b == b'\n' || b == b'\r'))
+        {
+            return Err(FrameError::Malformed {
+                reason: "line payload contains a line break",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -283,6 +307,22 @@ impl Codec for LengthCodec {
 
     fn max_frame(&self) -> usize {
         self.max_payload
+    }
+
+    fn check(&self, payload: &[u8]) -> Result<(), FrameError> {
+        if payload.len() > self.max_payload {
+            return Err(FrameError::TooLarge {
+                size: payload.len(),
+                max: self.max_payload,
+            });
+        }
+        if payload.len() >= u32::MAX as usize {
+            return Err(FrameError::TooLarge {
+                size: payload.len(),
+                max: u32::MAX as usize - 1,
+            });
+        }
+        Ok(())
     }
 }
 

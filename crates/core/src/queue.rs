@@ -45,10 +45,11 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
-    pub(crate) fn new(limits: &QueueLimits) -> Self {
+    pub(crate) fn new(_limits: &QueueLimits) -> Self {
         Ledger {
-            // Reserved up front so steady-state enqueue/settle never reallocates.
-            entries: VecDeque::with_capacity(limits.max_messages.min(1 << 16)),
+            // Starts empty (an idle session should cost little) and grows on demand up to
+            // the queue bound; capacity is kept, so steady state never reallocates.
+            entries: VecDeque::new(),
             awaiting_ack: 0,
             writing: 0,
             bytes: 0,

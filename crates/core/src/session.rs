@@ -109,7 +109,6 @@ impl<R: RngCore> Session<R> {
     pub fn with_rng(config: Config, rng: R, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let now = now.min(END_OF_TIME);
-        let out_capacity = (config.batch_messages * 2 + 32).min(1 << 16);
         Ok(Session {
             ledger: Ledger::new(&config.queue),
             cfg: config,
@@ -128,7 +127,9 @@ impl<R: RngCore> Session<R> {
             conn: Conn::new(now),
             drain_deadline: None,
             rtt: RttEstimator::default(),
-            out: VecDeque::with_capacity(out_capacity),
+            // Starts empty and grows on demand, keeping its capacity, so steady state does
+            // not reallocate once warmed up (an idle session should cost little).
+            out: VecDeque::new(),
             stats: Stats::default(),
         })
     }

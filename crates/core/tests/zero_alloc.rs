@@ -185,22 +185,31 @@ fn steady_state_stepping_allocates_nothing() {
     d.round();
     assert_eq!(d.s.connection(), Some(epoch));
 
-    // Warm up every path once (with a few messages), then queue the messages that the
-    // measured cycles will send: the payloads are allocated here, by the caller.
+    // Warm up: every path once, and one burst as large as the measured one, so buffers that
+    // grow on demand (and keep their capacity) have reached their high-water mark. Then queue
+    // the messages the measured cycles will send: their payloads are allocated here, by the
+    // caller.
+    let enqueue_burst = |d: &mut Driver| {
+        for i in 0..300u16 {
+            let delivery = if i % 3 == 0 {
+                Delivery::Idempotent
+            } else {
+                Delivery::AtMostOnce
+            };
+            d.s.enqueue(d.now, i.to_be_bytes().repeat(8), delivery)
+                .unwrap();
+        }
+    };
     for i in 0..4u8 {
         d.s.enqueue(d.now, vec![i; 16], Delivery::AtMostOnce)
             .unwrap();
         d.cycle();
     }
-    for i in 0..300u16 {
-        let delivery = if i % 3 == 0 {
-            Delivery::Idempotent
-        } else {
-            Delivery::AtMostOnce
-        };
-        d.s.enqueue(d.now, i.to_be_bytes().repeat(8), delivery)
-            .unwrap();
+    enqueue_burst(&mut d);
+    while d.delivered < 304 {
+        d.cycle();
     }
+    enqueue_burst(&mut d);
     let before = (d.transmits, d.pings, d.pongs, d.messages, d.delivered);
 
     let n = allocations_in(|| {

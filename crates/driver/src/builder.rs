@@ -160,7 +160,7 @@ impl<R: Runtime> Builder<R> {
             tap: self.tap,
         });
         let handle = Handle { tx: cmd_tx, shared };
-        let task = SessionTask(Box::pin(driver.run()));
+        let task = SessionTask(Box::pin(Box::new(driver).run()));
         Ok((handle, Inbound { rx: in_rx }, Events { rx: ev_rx }, task))
     }
 

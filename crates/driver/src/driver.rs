@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -27,12 +28,41 @@ use crate::socket::SocketOptions;
 use crate::tap::Tap;
 use crate::target::Target;
 
-/// Bytes asked of the kernel per read, on top of a partial frame.
+/// Bytes asked of the kernel per read, on top of a partial frame, at most.
 const READ_CHUNK: usize = 16 << 10;
+/// The read buffer's size on a connection's first read; it doubles (by at most
+/// [`READ_CHUNK`] a step, up to the maximum frame plus [`READ_CHUNK`]) whenever a read fills
+/// it, so an idle session stays small and a busy one soon reads in large chunks.
+const READ_START: usize = 512;
 /// Commands taken per wakeup, so a burst of sends is one round, not thousands.
 const COMMAND_BATCH: usize = 256;
 
 type Halves<R> = (<R as Runtime>::Reader, <R as Runtime>::Writer);
+
+/// Hashes a [`MsgId`] with one multiplication (Fibonacci hashing) instead of SipHash: ids are
+/// local, sequential and not attacker-chosen, and the multiplication spreads them over the
+/// high bits that `hashbrown` uses for its tags.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Receipts =
+    HashMap<MsgId, oneshot::Sender<Result<(), Undelivered>>, BuildHasherDefault<IdHasher>>;
 
 /// One live socket.
 struct Conn<R: Runtime> {
@@ -78,7 +108,7 @@ pub(crate) struct Driver<R: Runtime> {
     events: mpsc::UnboundedSender<SessionEvent>,
     shared: Arc<Shared>,
     tap: Option<Box<dyn Tap>>,
-    receipts: HashMap<MsgId, oneshot::Sender<Result<(), Undelivered>>>,
+    receipts: Receipts,
     close_waiters: Vec<oneshot::Sender<()>>,
     /// The one timer, and the instant it is armed for.
     timer: Option<(StdInstant, Pin<Box<R::Sleep>>)>,
@@ -89,8 +119,6 @@ pub(crate) struct Driver<R: Runtime> {
     conn: Option<Conn<R>>,
     /// The one reusable write buffer.
     out: Vec<u8>,
-    /// Scratch space for checking that a payload can be encoded.
-    scratch: Vec<u8>,
     read_buf: Vec<u8>,
     read_filled: usize,
     local: Vec<Local>,
@@ -153,7 +181,7 @@ impl<R: Runtime> Driver<R> {
             events: p.events,
             shared: p.shared,
             tap: p.tap,
-            receipts: HashMap::new(),
+            receipts: Receipts::default(),
             close_waiters: Vec::new(),
             timer: None,
             deadline: None,
@@ -161,7 +189,6 @@ impl<R: Runtime> Driver<R> {
             dialing: None,
             conn: None,
             out: Vec::new(),
-            scratch: Vec::new(),
             read_buf: Vec::new(),
             read_filled: 0,
             local: Vec::new(),
@@ -181,8 +208,11 @@ impl<R: Runtime> Driver<R> {
         self.origin.checked_add(t.since_origin())
     }
 
-    /// The loop: a round of actions, then wait for exactly one thing to happen.
-    pub(crate) async fn run(mut self) {
+    /// The loop: a round of actions, then wait for exactly one thing to happen. The driver
+    /// is boxed so the future holds a pointer, not the driver twice (an `async fn` keeps its
+    /// by-value argument and the moved local in separate slots), which halves an idle
+    /// session's task allocation.
+    pub(crate) async fn run(mut self: Box<Self>) {
         loop {
             let now = self.now();
             self.rounds(now);
@@ -247,7 +277,9 @@ impl<R: Runtime> Driver<R> {
         for (reply, r) in self.settled.drain(..) {
             let _ = reply.send(r);
         }
-        for e in self.told.drain(..) {
+        // Taken, not drained: events are rare (state changes, RTT samples), so an idle
+        // session should not keep the buffer of its connect-time burst.
+        for e in std::mem::take(&mut self.told) {
             let _ = self.events.unbounded_send(e);
         }
     }
@@ -422,10 +454,9 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             if let Some(reader) = &mut conn.reader {
-                let bound = self.codec.max_frame().saturating_add(64 + READ_CHUNK);
-                let want = (self.read_filled + READ_CHUNK).min(bound);
-                if self.read_buf.len() < want {
-                    self.read_buf.resize(want, 0);
+                if self.read_filled >= self.read_buf.len() {
+                    // Empty (first read) or filled by a partial frame.
+                    grow_read_buf(&mut self.read_buf, self.codec.max_frame());
                 }
                 if self.read_filled >= self.read_buf.len() {
                     // A codec that lets a frame outgrow its own maximum: never grow further.
@@ -568,6 +599,8 @@ impl<R: Runtime> Driver<R> {
         let (session, tap) = (&mut self.session, &mut self.tap);
         feed(session, tap, now, Event::BytesRead { epoch, len: n });
         self.read_filled += n;
+        // The read took all the room there was: more is probably waiting.
+        let filled = self.read_filled >= self.read_buf.len();
         let per_reply_acks = session.config().acks == AckMode::InOrder;
         let mut start = 0;
         let mut failed = false;
@@ -605,6 +638,9 @@ impl<R: Runtime> Driver<R> {
             let end = self.read_filled.min(self.read_buf.len());
             self.read_buf.copy_within(start.min(end)..end, 0);
             self.read_filled = end - start.min(end);
+            if filled {
+                grow_read_buf(&mut self.read_buf, self.codec.max_frame());
+            }
         }
     }
 
@@ -615,8 +651,7 @@ impl<R: Runtime> Driver<R> {
                 delivery,
                 reply,
             } => {
-                self.scratch.clear();
-                if let Err(fe) = self.codec.encode(Frame::Data(&payload), &mut self.scratch) {
+                if let Err(fe) = self.codec.check(&payload) {
                     let outcome = Outcome::Rejected(RejectReason::Unencodable(fe));
                     let mut u = Undelivered::new(outcome, payload);
                     u.frame_error = Some(fe);
@@ -691,6 +726,17 @@ impl<R: Runtime> Driver<R> {
             let _ = w.send(());
         }
         tracing::debug!("session task ended");
+    }
+}
+
+/// Grows the read buffer: to [`READ_START`] when empty, else doubling by at most
+/// [`READ_CHUNK`], never beyond the maximum frame plus a chunk (plus slack for a header).
+fn grow_read_buf(buf: &mut Vec<u8>, max_frame: usize) {
+    let bound = max_frame.saturating_add(64 + READ_CHUNK);
+    let len = buf.len();
+    let want = (len + len.clamp(READ_START, READ_CHUNK)).min(bound);
+    if want > len {
+        buf.resize(want, 0);
     }
 }
 
