@@ -70,6 +70,11 @@ impl Ledger {
         self.awaiting_ack + self.writing
     }
 
+    /// Entries handed to the write in progress.
+    pub(crate) fn writing_len(&self) -> usize {
+        self.writing
+    }
+
     pub(crate) fn queued(&self) -> usize {
         self.entries.len() - self.in_flight()
     }

@@ -16,10 +16,13 @@ use crate::message::{Delivery, MsgId, Outcome, Rejected};
 use crate::queue::{Ledger, Settled};
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
-use crate::time::Instant;
+use crate::time::{duration_nanos, Instant};
 
 /// Where the session is. [`State`] is the public, coarser view of this.
+// An explicit tag: without it the discriminant hides in `SocketAddr`'s niche and every
+// `match` on the phase has to decode it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum Phase {
     /// Waiting out a backoff delay; at `retry_at` a new attempt starts.
     Backoff {
@@ -57,6 +60,33 @@ struct Conn {
     ping_wanted: bool,
     pongs_owed: u8,
     write_started: Option<Instant>,
+    /// The earliest of the ping, liveness and write deadlines, derived from the fields above
+    /// (and the RTT estimate) by [`Session::refresh_deadline`] whenever one of them changes.
+    deadline: Option<Instant>,
+}
+
+/// The configured durations the connected phase needs, converted to nanoseconds once.
+#[derive(Clone, Copy, Debug)]
+struct Nanos {
+    /// `heartbeat.interval`, when a heartbeat is configured.
+    hb_interval: Option<u64>,
+    /// The heartbeat timeout in force (`RttEstimator::timeout`), refreshed at each RTT sample.
+    hb_timeout: u64,
+    read_idle: Option<u64>,
+    write: Option<u64>,
+}
+
+impl Nanos {
+    fn new(cfg: &Config, rtt: &RttEstimator) -> Self {
+        Nanos {
+            hb_interval: cfg.heartbeat.map(|hb| duration_nanos(hb.interval)),
+            hb_timeout: cfg
+                .heartbeat
+                .map_or(0, |hb| duration_nanos(rtt.timeout(&hb))),
+            read_idle: cfg.read_idle_timeout.map(duration_nanos),
+            write: cfg.write_timeout.map(duration_nanos),
+        }
+    }
 }
 
 /// Most PONGs owed at once: a peer flooding PINGs cannot make us write without bound.
@@ -91,6 +121,7 @@ pub struct Session<R = SplitMix64> {
     drain_deadline: Option<Instant>,
     ledger: Ledger,
     rtt: RttEstimator,
+    ns: Nanos,
     out: VecDeque<Action>,
     stats: Stats,
 }
@@ -109,7 +140,9 @@ impl<R: RngCore> Session<R> {
     pub fn with_rng(config: Config, rng: R, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let now = now.min(END_OF_TIME);
+        let rtt = RttEstimator::default();
         Ok(Session {
+            ns: Nanos::new(&config, &rtt),
             ledger: Ledger::new(&config.queue),
             cfg: config,
             rng,
@@ -126,7 +159,7 @@ impl<R: RngCore> Session<R> {
             ever_connected: false,
             conn: Conn::new(now),
             drain_deadline: None,
-            rtt: RttEstimator::default(),
+            rtt,
             // Starts empty and grows on demand, keeping its capacity, so steady state does
             // not reallocate once warmed up (an idle session should cost little).
             out: VecDeque::new(),
@@ -212,20 +245,7 @@ impl<R: RngCore> Session<R> {
             Phase::Backoff { retry_at } => Some(retry_at),
             Phase::Resolving { deadline, .. } | Phase::Dialing { deadline, .. } => Some(deadline),
             Phase::Closing { deadline, .. } => Some(deadline),
-            Phase::Connected { .. } => {
-                let c = &self.conn;
-                let ping = match self.cfg.heartbeat {
-                    Some(hb) if c.ping_sent.is_none() && !c.ping_wanted => {
-                        Some(c.last_read + hb.interval)
-                    }
-                    _ => None,
-                };
-                let write = c
-                    .write_started
-                    .zip(self.cfg.write_timeout)
-                    .map(|(t, d)| t + d);
-                min_opt(min_opt(ping, self.liveness_deadline()), write)
-            }
+            Phase::Connected { .. } => self.conn.deadline,
         };
         min_opt(d, self.drain_deadline)
     }
@@ -239,6 +259,22 @@ impl<R: RngCore> Session<R> {
         let Some(epoch) = event.epoch() else {
             return; // A timer: deadlines are checked in `poll`.
         };
+        if let Phase::Connected { epoch: e, .. } = self.phase {
+            // The steady state: an event of the live connection (the match below would pick
+            // the same arm).
+            if e == epoch {
+                self.on_connection(event);
+                self.refresh_deadline();
+                self.sync_state();
+                return;
+            }
+        }
+        self.handle_other(epoch, event);
+    }
+
+    /// [`Session::handle`] for every event but those of the live connection.
+    #[inline(never)]
+    fn handle_other(&mut self, epoch: Epoch, event: Event<'_>) {
         match (self.phase, event) {
             (Phase::Resolving { epoch: e, .. }, Event::Resolved { addrs, .. }) if e == epoch => {
                 if addrs.is_empty() {
@@ -262,7 +298,10 @@ impl<R: RngCore> Session<R> {
             {
                 self.attempt_failed(epoch, Some(addr), error);
             }
-            (Phase::Connected { epoch: e, .. }, _) if e == epoch => self.on_connection(event),
+            (Phase::Connected { epoch: e, .. }, _) if e == epoch => {
+                self.on_connection(event);
+                self.refresh_deadline();
+            }
             (
                 Phase::Closing {
                     epoch: e, retry_at, ..
@@ -302,6 +341,9 @@ impl<R: RngCore> Session<R> {
                 if let Some(sent) = self.conn.ping_sent.take() {
                     let sample = now - sent;
                     self.rtt.sample(sample);
+                    if let Some(hb) = self.cfg.heartbeat {
+                        self.ns.hb_timeout = duration_nanos(self.rtt.timeout(&hb));
+                    }
                     let smoothed = self.rtt.smoothed().unwrap_or(sample);
                     self.notify(Notification::Rtt { sample, smoothed });
                 }
@@ -311,7 +353,9 @@ impl<R: RngCore> Session<R> {
                 self.conn.pongs_owed = (self.conn.pongs_owed + 1).min(MAX_PONGS_OWED);
             }
             Event::Written { .. } => {
-                if self.conn.write_started.take().is_some() {
+                // With nothing handed to the write (only PINGs or PONGs), `write_done` settles
+                // and moves nothing.
+                if self.conn.write_started.take().is_some() && self.ledger.writing_len() > 0 {
                     let acks = self.cfg.acks;
                     self.with_ledger(|l, settle| l.write_done(acks, settle));
                 }
@@ -390,20 +434,58 @@ impl<R: RngCore> Session<R> {
     pub fn poll(&mut self, now: Instant) -> Action {
         self.tick(now);
         if self.out.is_empty() {
-            for _ in 0..MAX_STEPS {
-                let progressed = self.step();
-                self.sync_state();
-                if !progressed {
-                    break;
-                }
+            if let Some(until) = self.idle_connected() {
+                return Action::Wait { until };
             }
         }
-        self.out.pop_front().unwrap_or(Action::Wait {
-            until: self.next_deadline(),
-        })
+        self.poll_round()
+    }
+
+    /// The rest of [`Session::poll`] (after `tick`): a round of `step` if nothing is queued,
+    /// then the first queued action or `Wait`. Kept out of line so the idle path stays small.
+    #[inline(never)]
+    fn poll_round(&mut self) -> Action {
+        if self.out.is_empty() {
+            self.steps();
+        }
+        match self.out.pop_front() {
+            Some(action) => action,
+            None => Action::Wait {
+                until: self.next_deadline(),
+            },
+        }
     }
 
     // ----- the machine -----
+
+    /// Steps until nothing progresses (at most `MAX_STEPS`). Out of line, so popping an
+    /// already queued action does not pay for it.
+    #[inline(never)]
+    fn steps(&mut self) {
+        for _ in 0..MAX_STEPS {
+            let progressed = self.step();
+            self.sync_state();
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// The common case of [`Session::poll`], answered without a round of `step`: connected,
+    /// not draining, no deadline passed and nothing to write, so `step` would do nothing and
+    /// the answer is `Wait` until the cached connection deadline. `None` when any of that is
+    /// not so (the full round then decides).
+    #[inline]
+    fn idle_connected(&self) -> Option<Option<Instant>> {
+        let c = &self.conn;
+        let idle = matches!(self.phase, Phase::Connected { .. })
+            && self.drain_deadline.is_none()
+            && self.reported == State::Connected
+            && c.deadline.is_none_or(|d| self.now < d)
+            && (c.write_started.is_some()
+                || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0));
+        idle.then_some(c.deadline)
+    }
 
     fn tick(&mut self, now: Instant) {
         // A clock that goes backwards is clamped, never trusted. One that reaches the end of
@@ -521,17 +603,59 @@ impl<R: RngCore> Session<R> {
         }
     }
 
+    /// Recomputes `conn.deadline` from the connection state; call after any change to
+    /// `last_read`, `ping_sent`, `ping_wanted`, `write_started` or the RTT estimate.
+    fn refresh_deadline(&mut self) {
+        let c = &self.conn;
+        let last = c.last_read.as_nanos();
+        let mut d = u64::MAX;
+        let mut any = false;
+        if let Some(interval) = self.ns.hb_interval {
+            let ping_at = last.saturating_add(interval);
+            any = true;
+            d = ping_at.saturating_add(self.ns.hb_timeout);
+            if c.ping_sent.is_none() && !c.ping_wanted {
+                d = ping_at;
+            }
+        }
+        if let Some(idle) = self.ns.read_idle {
+            any = true;
+            d = d.min(last.saturating_add(idle));
+        }
+        if let (Some(started), Some(limit)) = (c.write_started, self.ns.write) {
+            any = true;
+            d = d.min(started.as_nanos().saturating_add(limit));
+        }
+        self.conn.deadline = any.then_some(Instant::from_nanos(d));
+    }
+
     fn liveness_deadline(&self) -> Option<Instant> {
-        let last = self.conn.last_read;
+        let last = self.conn.last_read.as_nanos();
         let hb = self
-            .cfg
-            .heartbeat
-            .map(|hb| last + hb.interval + self.rtt.timeout(&hb));
-        min_opt(hb, self.cfg.read_idle_timeout.map(|d| last + d))
+            .ns
+            .hb_interval
+            .map(|i| last.saturating_add(i).saturating_add(self.ns.hb_timeout));
+        let idle = self.ns.read_idle.map(|d| last.saturating_add(d));
+        let d = match (hb, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        };
+        d.map(Instant::from_nanos)
     }
 
     fn step_connected(&mut self, epoch: Epoch) -> bool {
         let now = self.now;
+        let c = self.conn;
+        if c.deadline.is_none_or(|d| now < d) {
+            // No deadline has passed: only owed writes can make progress.
+            if c.write_started.is_some()
+                || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0)
+            {
+                return false;
+            }
+            return self.transmit(epoch);
+        }
         if self.liveness_deadline().is_some_and(|d| now >= d) {
             self.stats.liveness_timeouts += 1;
             let silent_for = now - self.conn.last_read;
@@ -553,10 +677,14 @@ impl<R: RngCore> Session<R> {
                 return true;
             }
         }
-        if let Some(hb) = self.cfg.heartbeat {
+        if let Some(interval) = self.ns.hb_interval {
             let c = &mut self.conn;
-            if c.ping_sent.is_none() && !c.ping_wanted && now >= c.last_read + hb.interval {
+            if c.ping_sent.is_none()
+                && !c.ping_wanted
+                && now.as_nanos() >= c.last_read.as_nanos().saturating_add(interval)
+            {
                 c.ping_wanted = true;
+                self.refresh_deadline();
             }
         }
         let c = self.conn;
@@ -565,6 +693,13 @@ impl<R: RngCore> Session<R> {
         {
             return false;
         }
+        self.transmit(epoch)
+    }
+
+    /// Starts a write of whatever is owed: PONGs, a PING, queued messages.
+    fn transmit(&mut self, epoch: Epoch) -> bool {
+        let now = self.now;
+        let c = self.conn;
         let messages = if self.ledger.queued() > 0 {
             self.ledger
                 .start_write(self.cfg.batch_bytes, self.cfg.batch_messages)
@@ -584,6 +719,7 @@ impl<R: RngCore> Session<R> {
         }
         self.conn.pongs_owed = 0;
         self.conn.write_started = Some(now);
+        self.refresh_deadline();
         true
     }
 
@@ -616,6 +752,7 @@ impl<R: RngCore> Session<R> {
         self.ever_connected = true;
         self.phase = Phase::Connected { epoch, addr };
         self.conn = Conn::new(self.now);
+        self.refresh_deadline();
         let attempt = core::mem::take(&mut self.attempt);
         self.notify(Notification::Connected {
             epoch,
@@ -751,6 +888,7 @@ impl Conn {
             ping_wanted: false,
             pongs_owed: 0,
             write_started: None,
+            deadline: None,
         }
     }
 }

@@ -51,7 +51,11 @@ impl Instant {
 
 /// A duration in nanoseconds, saturating at `u64::MAX`.
 pub(crate) fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    // `as_secs() * 1e9 + subsec_nanos()` in u64, without the u128 of `Duration::as_nanos`.
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX)
 }
 
 impl Add<Duration> for Instant {
