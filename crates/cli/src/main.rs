@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backoff_args;
 mod demo;
 mod describe;
 mod duration;

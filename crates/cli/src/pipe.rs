@@ -10,12 +10,13 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use redial_core::{
-    AckMode, Backoff, CloseMode, Config, Delivery, GiveUp, GiveUpWhen, Heartbeat, Jitter,
-    LineCodec, Notification, QueueLimits,
+    AckMode, CloseMode, Config, Delivery, GiveUp, GiveUpWhen, Heartbeat, Jitter, LineCodec,
+    Notification, QueueLimits,
 };
 use redial_tokio::{Discover, SessionEvent, Target};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+use crate::backoff_args::{parse_jitter, BackoffArgs};
 use crate::describe::describe;
 use crate::duration::parse_duration;
 use crate::UsageError;
@@ -34,19 +35,6 @@ pub enum Preset {
     Redis,
     /// NATS: `CONNECT` on every connection, `PING`/`PONG` both ways.
     Nats,
-}
-
-/// Jitter kinds for `--jitter`.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum JitterArg {
-    /// None (lockstep retries; tests only).
-    None,
-    /// Uniform in [0, d].
-    Full,
-    /// Uniform in [d/2, d].
-    Equal,
-    /// Uniform in [initial, 3 × previous].
-    Decorrelated,
 }
 
 /// `--delivery`.
@@ -102,18 +90,11 @@ pub struct PipeArgs {
     /// Disable the heartbeat.
     #[arg(long)]
     no_heartbeat: bool,
-    /// First backoff delay.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
-    initial: Duration,
-    /// Backoff growth per failure.
-    #[arg(long, default_value_t = 2.0)]
-    multiplier: f64,
-    /// Largest backoff delay.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    cap: Duration,
-    /// Backoff jitter.
-    #[arg(long, value_enum, default_value = "full")]
-    jitter: JitterArg,
+    #[command(flatten)]
+    backoff: BackoffArgs,
+    /// Backoff jitter: full, none, equal, decorrelated, or a fraction for proportional.
+    #[arg(long, default_value = "full", value_parser = parse_jitter)]
+    jitter: Jitter,
     /// Give up after this many consecutive failures (0: no limit).
     #[arg(long, default_value_t = 10)]
     max_failures: u32,
@@ -175,20 +156,8 @@ impl Discover for Hosts {
 
 impl PipeArgs {
     fn config(&self) -> Result<Config, UsageError> {
-        let jitter = match self.jitter {
-            JitterArg::None => Jitter::None,
-            JitterArg::Full => Jitter::Full,
-            JitterArg::Equal => Jitter::Equal,
-            JitterArg::Decorrelated => Jitter::Decorrelated,
-        };
         let cfg = Config::default()
-            .with_backoff(
-                Backoff::new()
-                    .with_initial(self.initial)
-                    .with_multiplier(self.multiplier)
-                    .with_cap(self.cap)
-                    .with_jitter(jitter),
-            )
+            .with_backoff(self.backoff.backoff(self.jitter))
             .with_give_up(GiveUp {
                 max_failures: (self.max_failures > 0).then_some(self.max_failures),
                 max_elapsed: (!self.max_elapsed.is_zero()).then_some(self.max_elapsed),

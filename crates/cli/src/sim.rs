@@ -13,6 +13,7 @@ use redial_sim::{
     FaultKind, FaultSchedule, Policy, Report, Scenario, Simulation, Summary, Workload,
 };
 
+use crate::backoff_args::{parse_jitter, BackoffArgs};
 use crate::duration::parse_duration;
 use crate::{CmdResult, UsageError};
 
@@ -38,15 +39,8 @@ pub(crate) struct SimArgs {
     /// Virtual time to simulate [default: fault start + outage + backoff cap + 20 s].
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// First backoff delay.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
-    initial: Duration,
-    /// Backoff growth per failure.
-    #[arg(long, default_value_t = 2.0)]
-    multiplier: f64,
-    /// Largest backoff delay.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    cap: Duration,
+    #[command(flatten)]
+    backoff: BackoffArgs,
     /// Jitter kind, overriding the policy's: full, none, equal, decorrelated, or a fraction
     /// for proportional (e.g. 0.2 for ±20%).
     #[arg(long, value_parser = parse_jitter)]
@@ -164,10 +158,8 @@ fn simulate_and_print(args: &SimArgs) -> CmdResult {
 }
 
 fn policies(args: &SimArgs) -> Result<Vec<Policy>, UsageError> {
-    let base = Backoff::new()
-        .with_initial(args.initial)
-        .with_multiplier(args.multiplier)
-        .with_cap(args.cap);
+    // Backoff::new()'s jitter (full) is the default policy's; the others override it.
+    let base = args.backoff.backoff(Jitter::Full);
     let mut out = Vec::new();
     for name in &args.policy {
         match name.as_str() {
@@ -205,7 +197,7 @@ fn scenario(args: &SimArgs) -> Result<Scenario, UsageError> {
     }
     let duration = args
         .duration
-        .unwrap_or(args.fault_at + args.outage + args.cap + Duration::from_secs(20));
+        .unwrap_or(args.fault_at + args.outage + args.backoff.cap + Duration::from_secs(20));
     let mut config = Scenario::sim_config(Backoff::new())
         .with_heartbeat(Some(Heartbeat {
             interval: args.heartbeat_interval,
@@ -475,23 +467,6 @@ fn parse_fault(s: &str) -> Result<FaultKind, String> {
         .ok_or_else(|| format!("unknown fault '{s}' (expected refuse, blackhole, reset or flap)"))
 }
 
-fn parse_jitter(s: &str) -> Result<Jitter, String> {
-    Ok(match s {
-        "full" => Jitter::Full,
-        "none" => Jitter::None,
-        "equal" => Jitter::Equal,
-        "decorrelated" => Jitter::Decorrelated,
-        f => match f.parse::<f64>() {
-            Ok(v) if (0.0..=1.0).contains(&v) => Jitter::Proportional(v),
-            _ => {
-                return Err(format!(
-                    "unknown jitter '{s}' (full, none, equal, decorrelated, or a fraction in 0..=1)"
-                ))
-            }
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,12 +479,5 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("ms").is_err());
-    }
-
-    #[test]
-    fn jitters_parse() {
-        assert_eq!(parse_jitter("none"), Ok(Jitter::None));
-        assert_eq!(parse_jitter("0.2"), Ok(Jitter::Proportional(0.2)));
-        assert!(parse_jitter("2").is_err());
     }
 }
