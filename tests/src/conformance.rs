@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use redial_core::{
-    AbandonReason, AckMode, Backoff, CloseMode, Config, ConfigError, Delivery, DisconnectReason,
-    FrameError, GiveUp, GiveUpWhen, Heartbeat, Jitter, LengthCodec, LineCodec, Notification,
-    Outcome, QueueLimits, RejectReason, State,
+    AbandonReason, AckMode, Backoff, Batch, CloseMode, Config, ConfigError, Delivery,
+    DisconnectReason, FrameError, GiveUp, GiveUpWhen, Heartbeat, Jitter, LengthCodec, LineCodec,
+    Notification, Outcome, QueueLimits, RejectReason, State,
 };
 use redial_driver::{Builder, Discover, Events, Handle, Inbound, Runtime, SessionEvent, Target};
 
@@ -50,7 +50,7 @@ macro_rules! conformance_tests {
             give_up_abandons_everything, blackhole_detected_by_heartbeat,
             old_socket_never_disturbs_new, ledger_in_doubt_and_replay, queue_full_rejects,
             graceful_close_drains_immediate_abandons, bad_input_reconnects_bad_config_refused,
-            rediscovers_every_cycle);
+            rediscovers_every_cycle, batches_travel_and_end_as_one);
     };
     (@each $adapter:ty; $($name:ident),*) => {
         $(
@@ -776,4 +776,93 @@ pub async fn rediscovers_every_cycle<A: Adapter>() {
         server.received().contains(&"via-dns".to_string())
     })
     .await;
+}
+
+fn batch_of(messages: &[&str]) -> Batch {
+    let mut b = Batch::new();
+    for m in messages {
+        b.push(m.as_bytes());
+    }
+    b
+}
+
+/// Scenario 12: Batches: many messages as one entry, framed one by one, each acknowledged; a
+/// batch caught on a dying connection comes back whole in doubt (or is replayed whole if
+/// idempotent); an unencodable or late batch is refused and handed back.
+pub async fn batches_travel_and_end_as_one<A: Adapter>() {
+    let server = LineServer::start();
+    server.set_reply(Some("+OK "));
+    let cfg = fast_config()
+        .with_heartbeat(None)
+        .with_acks(AckMode::InOrder);
+    let s = Live::spawn::<A>(line_session::<A>(server.addr(), cfg).acks(AckMode::InOrder));
+    let first = s
+        .handle
+        .send_batch(batch_of(&["b1", "b2", "b3"]), Delivery::AtMostOnce);
+    let single = s.handle.send(b"s1".to_vec(), Delivery::AtMostOnce);
+    within::<A, _>(LONG, "batch acked", first)
+        .await
+        .expect("every message of the batch acknowledged");
+    within::<A, _>(LONG, "single acked", single)
+        .await
+        .expect("acknowledged");
+    assert_eq!(server.received(), ["b1", "b2", "b3", "s1"]);
+    assert_eq!(s.handle.stats().delivered, 2, "a batch is one message");
+
+    let bad = s
+        .handle
+        .send_batch(batch_of(&["fine", "line\nbreak"]), Delivery::AtMostOnce)
+        .await
+        .expect_err("unencodable");
+    assert!(matches!(
+        bad.outcome,
+        Outcome::Rejected(RejectReason::Unencodable(_))
+    ));
+    assert_eq!(bad.batch, Some(batch_of(&["fine", "line\nbreak"])));
+
+    server.set_silent(true);
+    let n = s
+        .handle
+        .send_batch(batch_of(&["n1", "n2"]), Delivery::AtMostOnce);
+    let i = s
+        .handle
+        .send_batch(batch_of(&["i1", "i2"]), Delivery::Idempotent);
+    eventually::<A>(LONG, "written, unacked", || server.received().len() == 8).await;
+    server.set_silent(false);
+    server.kill_all();
+    let doubt = within::<A, _>(LONG, "batch n outcome", n)
+        .await
+        .expect_err("in doubt");
+    assert_eq!(doubt.outcome, Outcome::InDoubt);
+    assert_eq!(
+        doubt.batch,
+        Some(batch_of(&["n1", "n2"])),
+        "handed back whole"
+    );
+    within::<A, _>(LONG, "batch i replay", i)
+        .await
+        .expect("replayed whole and acknowledged");
+    let log = server.received_with_conn();
+    let count = |m: &str| log.iter().filter(|(_, l)| l == m).count();
+    assert_eq!(
+        (count("n1"), count("n2")),
+        (1, 1),
+        "in doubt never resent: {log:?}"
+    );
+    assert_eq!((count("i1"), count("i2")), (2, 2), "replayed once: {log:?}");
+    let second: Vec<&str> = log.iter().skip(8).map(|(_, l)| l.as_str()).collect();
+    assert_eq!(
+        second,
+        ["i1", "i2"],
+        "the replay, in order, on the new connection"
+    );
+
+    s.handle.close(CloseMode::Immediate).await;
+    let late = s
+        .handle
+        .send_batch(batch_of(&["late"]), Delivery::AtMostOnce)
+        .await
+        .expect_err("closed");
+    assert_eq!(late.outcome, Outcome::Rejected(RejectReason::Closed));
+    assert_eq!(late.batch, Some(batch_of(&["late"])));
 }

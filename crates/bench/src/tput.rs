@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::io::AsyncWriteExt as _;
-use redial_tokio::{Config, Delivery, LengthCodec, Receipt};
+use redial_tokio::{Batch, Config, Delivery, LengthCodec, Receipt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -15,6 +15,11 @@ use crate::util::{rotation, Spread};
 
 /// Receive window of outstanding receipts for redial senders.
 const WINDOW: usize = 512;
+/// Bytes per batch for the batch sender: the raw clients' `BufWriter` capacity, so both
+/// hand the kernel the same amount at a time.
+pub const BATCH_BYTES: usize = 8 << 10;
+/// Outstanding batch receipts.
+const BATCH_WINDOW: usize = 64;
 
 /// A sink server on its own thread: reads and discards, counting bytes.
 pub struct Sink {
@@ -114,6 +119,30 @@ pub async fn send_redial(h: &redial_tokio::Handle, n: usize, size: usize) {
     }
 }
 
+/// The batch fast path: messages copied from one reused buffer into [`Batch`]es of about
+/// [`BATCH_BYTES`] (records included), one receipt per batch, a window of them in flight.
+pub async fn send_redial_batch(h: &redial_tokio::Handle, n: usize, size: usize) {
+    let payload = vec![7u8; size];
+    let per = (BATCH_BYTES / (size + redial_tokio::core::BATCH_RECORD_OVERHEAD)).max(1);
+    let mut win: VecDeque<Receipt> = VecDeque::with_capacity(BATCH_WINDOW);
+    let mut sent = 0;
+    while sent < n {
+        let k = per.min(n - sent);
+        let mut b = Batch::with_capacity(k * (size + redial_tokio::core::BATCH_RECORD_OVERHEAD));
+        for _ in 0..k {
+            b.push(&payload);
+        }
+        sent += k;
+        if win.len() == BATCH_WINDOW {
+            win.pop_front().expect("receipt").await.expect("delivered");
+        }
+        win.push_back(h.send_batch(b, Delivery::AtMostOnce));
+    }
+    for r in win {
+        r.await.expect("delivered");
+    }
+}
+
 pub async fn send_tokio<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, n: usize, size: usize) {
     let payload = vec![7u8; size];
     let h = header(size);
@@ -193,17 +222,19 @@ pub fn tokio_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> 
         send_tokio(&mut raw_a, 1000, size).await;
         send_tokio(&mut raw_b, 1000, size).await;
         send_tokio(&mut stub, 1000, size).await;
+        send_redial_batch(&h, 1000, size).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let bytes = (n * (size + 5)) as u64;
-        let mut rates = vec![Vec::new(); 4];
+        let mut rates = vec![Vec::new(); 5];
         for r in 0..rounds {
-            for side in rotation(4, r) {
+            for side in rotation(5, r) {
                 let target = sink.arm(bytes);
                 let t0 = Instant::now();
                 match side {
                     0 => send_tokio(&mut raw_a, n, size).await,
                     1 => send_tokio(&mut raw_b, n, size).await,
                     2 => send_redial(&h, n, size).await,
+                    3 => send_redial_batch(&h, n, size).await,
                     _ => send_tokio(&mut stub, n, size).await,
                 }
                 sink.wait(target).await;
@@ -215,7 +246,8 @@ pub fn tokio_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> 
             &[
                 "raw tokio A",
                 "raw tokio B (A/A control)",
-                "redial-tokio",
+                "redial-tokio (send)",
+                "redial-tokio (send_batch)",
                 "stubborn-io",
             ],
             &rates,
@@ -236,16 +268,18 @@ pub fn smol_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> C
         send_redial(&h, 1000, size).await;
         send_futures(&mut raw_a, 1000, size).await;
         send_futures(&mut raw_b, 1000, size).await;
+        send_redial_batch(&h, 1000, size).await;
         let bytes = (n * (size + 5)) as u64;
-        let mut rates = vec![Vec::new(); 3];
+        let mut rates = vec![Vec::new(); 4];
         for r in 0..rounds {
-            for side in rotation(3, r) {
+            for side in rotation(4, r) {
                 let target = sink.arm(bytes);
                 let t0 = Instant::now();
                 match side {
                     0 => send_futures(&mut raw_a, n, size).await,
                     1 => send_futures(&mut raw_b, n, size).await,
-                    _ => send_redial(&h, n, size).await,
+                    2 => send_redial(&h, n, size).await,
+                    _ => send_redial_batch(&h, n, size).await,
                 }
                 sink.wait(target).await;
                 rates[side].push(n as f64 / t0.elapsed().as_secs_f64());
@@ -256,7 +290,8 @@ pub fn smol_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> C
             &[
                 "raw async-net A",
                 "raw async-net B (A/A control)",
-                "redial-smol",
+                "redial-smol (send)",
+                "redial-smol (send_batch)",
             ],
             &rates,
         )
@@ -264,9 +299,12 @@ pub fn smol_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> C
 }
 
 /// The callgrind workload: one client sending `n` messages of `size` to `addr`.
+/// `which`: `raw-tokio`, `redial-tokio`, `redial-tokio-batch`, `raw-smol`, `redial-smol`,
+/// `redial-smol-batch`.
 pub fn cg_client(which: &str, n: usize, size: usize, addr: SocketAddr) {
+    let batch = which.ends_with("-batch");
     match which {
-        "raw-tokio" | "redial-tokio" => {
+        "raw-tokio" | "redial-tokio" | "redial-tokio-batch" => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -281,12 +319,16 @@ pub fn cg_client(which: &str, n: usize, size: usize, addr: SocketAddr) {
                         .codec(LengthCodec::default())
                         .spawn()
                         .expect("spawn");
-                    send_redial(&h, n, size).await;
+                    if batch {
+                        send_redial_batch(&h, n, size).await;
+                    } else {
+                        send_redial(&h, n, size).await;
+                    }
                     h.close(redial_tokio::CloseMode::Immediate).await;
                 }
             });
         }
-        "raw-smol" | "redial-smol" => redial_smol::block_on(async {
+        "raw-smol" | "redial-smol" | "redial-smol-batch" => redial_smol::block_on(async {
             if which == "raw-smol" {
                 let mut w = raw_smol(addr).await;
                 send_futures(&mut w, n, size).await;
@@ -296,7 +338,11 @@ pub fn cg_client(which: &str, n: usize, size: usize, addr: SocketAddr) {
                     .codec(LengthCodec::default())
                     .spawn()
                     .expect("spawn");
-                send_redial(&h, n, size).await;
+                if batch {
+                    send_redial_batch(&h, n, size).await;
+                } else {
+                    send_redial(&h, n, size).await;
+                }
                 h.close(redial_smol::CloseMode::Immediate).await;
             }
         }),

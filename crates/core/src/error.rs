@@ -158,6 +158,9 @@ pub enum RejectReason {
     /// The codec cannot encode this payload (for example a line break inside a line).
     #[error("message cannot be encoded: {0}")]
     Unencodable(FrameError),
+    /// A batch with no message in it.
+    #[error("empty batch")]
+    EmptyBatch,
 }
 
 /// Why a message was abandoned before it was ever written.

@@ -80,7 +80,8 @@ pub enum Event<'a> {
         /// The connection.
         epoch: Epoch,
     },
-    /// The peer confirmed the next `count` messages (protocols with acks).
+    /// The peer confirmed the next `count` messages (protocols with acks); each message of a
+    /// batch is confirmed on its own.
     Acked {
         /// The connection.
         epoch: Epoch,
@@ -169,9 +170,10 @@ pub enum Action {
         /// When the core gives up on this dial.
         deadline: Instant,
     },
-    /// Encode and write, as one write: `pongs` PONG frames, a PING if `ping`, then the
-    /// `messages` payloads of `Session::transmit_payloads`, in that order. Report `Written`
-    /// when it completed. No other write is requested until then.
+    /// Encode and write, as one write: `pongs` PONG frames, a PING if `ping`, then every
+    /// payload of `Session::transmit_payloads` (the `messages` queued messages, a batch
+    /// giving one payload per message it holds), in that order. Report `Written` when it
+    /// completed. No other write is requested until then.
     Transmit {
         /// The connection.
         epoch: Epoch,
@@ -179,7 +181,7 @@ pub enum Action {
         pongs: u8,
         /// Whether to send a PING.
         ping: bool,
-        /// How many queued messages.
+        /// How many queued messages (a [`crate::Batch`] counts as one).
         messages: usize,
     },
     /// Close (or abort the dial or resolution of) this epoch's socket, then report `Closed`.
@@ -265,7 +267,8 @@ pub enum Notification {
         id: MsgId,
         /// How it ended.
         outcome: Outcome,
-        /// The message, handed back unless delivered.
+        /// The message, handed back unless delivered (for a batch, its records: see
+        /// [`crate::Batch::from_vec`]).
         payload: Option<Vec<u8>>,
     },
     /// The session stopped retrying; it is now closed.

@@ -122,7 +122,7 @@ pub use config::{AckMode, Config, GiveUp, GiveUpWhen, Heartbeat, Overflow, Queue
 pub use epoch::Epoch;
 pub use error::{AbandonReason, ConfigError, DisconnectReason, FrameError, NetError, RejectReason};
 pub use event::{Action, CloseMode, Event, Notification, State};
-pub use message::{Delivery, MsgId, Outcome, Rejected};
+pub use message::{Batch, BatchIter, Delivery, MsgId, Outcome, Rejected, BATCH_RECORD_OVERHEAD};
 pub use rng::SplitMix64;
 pub use session::Session;
 pub use stats::Stats;

@@ -9,11 +9,16 @@ use alloc::vec::Vec;
 
 use crate::config::{AckMode, Overflow, QueueLimits};
 use crate::error::{AbandonReason, FrameError, RejectReason};
-use crate::message::{Delivery, MsgId, Outcome, Rejected};
+use crate::message::{Batch, BatchIter, Delivery, MsgId, Outcome, Rejected};
 
 struct Entry {
     id: MsgId,
+    /// The message, or a [`crate::Batch`]'s records when `frames > 0`.
     payload: Vec<u8>,
+    /// Messages in a batch; 0 for a single message.
+    frames: u32,
+    /// Messages of this entry the peer confirmed on the current connection.
+    acked: u32,
     delivery: Delivery,
     replays: u8,
 }
@@ -29,6 +34,45 @@ impl Entry {
             Outcome::Abandoned(reason)
         }
     }
+
+    /// Messages on the wire: 1, or the batch's count.
+    #[inline]
+    fn wire_frames(&self) -> usize {
+        (self.frames as usize).max(1)
+    }
+
+    /// The wire payloads, in order.
+    #[inline]
+    fn payloads(&self) -> Payloads<'_> {
+        if self.frames == 0 {
+            Payloads::One(Some(&self.payload))
+        } else {
+            Payloads::Batch(BatchIter::over(&self.payload))
+        }
+    }
+}
+
+/// The wire payloads of one entry.
+enum Payloads<'a> {
+    One(Option<&'a [u8]>),
+    Batch(BatchIter<'a>),
+}
+
+impl<'a> Iterator for Payloads<'a> {
+    type Item = &'a [u8];
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Payloads::One(p) => p.take(),
+            Payloads::Batch(b) => b.next(),
+        }
+    }
+}
+
+/// What is enqueued: a message, or a batch's records and count.
+pub(crate) enum Item {
+    One(Vec<u8>),
+    Batch(Batch),
 }
 
 /// A message leaving the ledger: its id, outcome and, unless delivered, its payload.
@@ -40,6 +84,8 @@ pub(crate) struct Ledger {
     awaiting_ack: usize,
     /// Entries after those, handed to the write in progress.
     writing: usize,
+    /// Wire messages of those two runs not yet confirmed (a batch counts its messages).
+    unconfirmed: usize,
     bytes: usize,
     next_id: u64,
 }
@@ -52,6 +98,7 @@ impl Ledger {
             entries: VecDeque::new(),
             awaiting_ack: 0,
             writing: 0,
+            unconfirmed: 0,
             bytes: 0,
             next_id: 1,
         }
@@ -79,22 +126,41 @@ impl Ledger {
         self.entries.len() - self.in_flight()
     }
 
-    /// Adds a message, or refuses it. With [`Overflow::EvictOldest`], the oldest queued
-    /// messages are evicted (returned as abandoned through `settle`) to make room.
+    /// Adds a message (or a batch), or refuses it. With [`Overflow::EvictOldest`], the oldest
+    /// queued messages are evicted (returned as abandoned through `settle`) to make room.
     pub(crate) fn push(
         &mut self,
-        payload: Vec<u8>,
+        item: Item,
         delivery: Delivery,
         limits: &QueueLimits,
         settle: &mut dyn FnMut(Settled),
     ) -> Result<MsgId, Rejected> {
+        let (payload, frames, largest) = match item {
+            Item::One(p) => {
+                let len = p.len();
+                (p, 0, len)
+            }
+            Item::Batch(b) => {
+                let (frames, largest) = (b.len() as u32, b.largest());
+                let records = b.into_vec();
+                if frames == 0 {
+                    return Err(Rejected {
+                        reason: RejectReason::EmptyBatch,
+                        payload: records,
+                    });
+                }
+                (records, frames, largest)
+            }
+        };
         let size = payload.len();
-        if size > limits.max_message {
+        if largest > limits.max_message || (frames > 0 && size > limits.max_bytes) {
+            let (size, max) = if largest > limits.max_message {
+                (largest, limits.max_message)
+            } else {
+                (size, limits.max_bytes)
+            };
             return Err(Rejected {
-                reason: RejectReason::TooLarge {
-                    size,
-                    max: limits.max_message,
-                },
+                reason: RejectReason::TooLarge { size, max },
                 payload,
             });
         }
@@ -138,6 +204,8 @@ impl Ledger {
         self.entries.push_back(Entry {
             id,
             payload,
+            frames,
+            acked: 0,
             delivery,
             replays: 0,
         });
@@ -157,17 +225,17 @@ impl Ledger {
             }
             bytes += e.payload.len();
             self.writing += 1;
+            self.unconfirmed += e.wire_frames();
         }
         self.writing
     }
 
-    /// The payloads of the write in progress, in order.
-    pub(crate) fn writing(&self) -> impl Iterator<Item = (MsgId, &[u8])> + '_ {
+    /// The wire payloads of the write in progress, in order (each message of a batch
+    /// separately).
+    pub(crate) fn writing(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.entries
-            .iter()
-            .skip(self.awaiting_ack)
-            .take(self.writing)
-            .map(|e| (e.id, e.payload.as_slice()))
+            .range(self.awaiting_ack..self.awaiting_ack + self.writing)
+            .flat_map(Entry::payloads)
     }
 
     /// The payload of a message still in the ledger.
@@ -188,23 +256,35 @@ impl Ledger {
         }
     }
 
-    /// The peer confirmed the next `n` messages. Confirming more than was written means the
-    /// peer (or the protocol mapping) lies: that is an error and nothing is settled.
+    /// The peer confirmed the next `n` wire messages (a batch takes one per message).
+    /// Confirming more than was written means the peer (or the protocol mapping) lies: that is
+    /// an error and nothing is settled.
     pub(crate) fn ack(
         &mut self,
-        n: usize,
+        mut n: usize,
         settle: &mut dyn FnMut(Settled),
     ) -> Result<(), FrameError> {
         // A reply can be read before the write's completion is seen, so messages still being
         // written can be confirmed too.
-        let in_flight = self.in_flight();
-        if n > in_flight {
+        if n > self.unconfirmed {
             return Err(FrameError::UnexpectedAck {
                 acked: n,
-                in_flight,
+                in_flight: self.unconfirmed,
             });
         }
-        for _ in 0..n {
+        while n > 0 {
+            let front = self
+                .entries
+                .front_mut()
+                .expect("unconfirmed messages are in the ledger");
+            let left = front.wire_frames() - front.acked as usize;
+            if n < left {
+                // Part of a batch: `n` is below its count, which is a u32.
+                front.acked += n as u32;
+                self.unconfirmed -= n;
+                return Ok(());
+            }
+            n -= left;
             if self.awaiting_ack > 0 {
                 self.awaiting_ack -= 1;
             } else {
@@ -221,6 +301,7 @@ impl Ledger {
             .pop_front()
             .expect("callers settle at most in_flight() entries");
         self.bytes -= e.payload.len();
+        self.unconfirmed -= e.wire_frames() - e.acked as usize;
         settle((e.id, Outcome::Delivered, None));
     }
 
@@ -235,6 +316,7 @@ impl Ledger {
         let in_flight = self.in_flight();
         self.awaiting_ack = 0;
         self.writing = 0;
+        self.unconfirmed = 0;
         if in_flight == 0 {
             return 0;
         }
@@ -246,6 +328,8 @@ impl Ledger {
             }
             if e.delivery == Delivery::Idempotent && e.replays < max_replays {
                 e.replays += 1;
+                // Replayed whole: the new connection confirms every message again.
+                e.acked = 0;
                 replayed += 1;
                 return true;
             }
@@ -266,6 +350,7 @@ impl Ledger {
         let in_flight = self.in_flight();
         self.awaiting_ack = 0;
         self.writing = 0;
+        self.unconfirmed = 0;
         self.bytes = 0;
         for (i, e) in self.entries.drain(..).enumerate() {
             let outcome = if i < in_flight {
@@ -294,7 +379,8 @@ mod tests {
 
     fn push(l: &mut Ledger, lim: &QueueLimits, p: &[u8], d: Delivery) -> Vec<Settled> {
         let mut out = Vec::new();
-        l.push(p.to_vec(), d, lim, &mut |s| out.push(s)).unwrap();
+        l.push(Item::One(p.to_vec()), d, lim, &mut |s| out.push(s))
+            .unwrap();
         out
     }
 
@@ -303,16 +389,31 @@ mod tests {
         let lim = limits(2, 10);
         let mut l = Ledger::new(&lim);
         push(&mut l, &lim, b"12345", Delivery::AtMostOnce);
-        let r = l.push(b"1234567".to_vec(), Delivery::AtMostOnce, &lim, &mut |_| {});
+        let r = l.push(
+            Item::One(b"1234567".to_vec()),
+            Delivery::AtMostOnce,
+            &lim,
+            &mut |_| {},
+        );
         assert_eq!(r.unwrap_err().reason, RejectReason::QueueFull);
         push(&mut l, &lim, b"12345", Delivery::AtMostOnce);
-        let r = l.push(b"1".to_vec(), Delivery::AtMostOnce, &lim, &mut |_| {});
+        let r = l.push(
+            Item::One(b"1".to_vec()),
+            Delivery::AtMostOnce,
+            &lim,
+            &mut |_| {},
+        );
         let rej = r.unwrap_err();
         assert_eq!(
             (rej.reason, rej.payload),
             (RejectReason::QueueFull, b"1".to_vec())
         );
-        let r = l.push(vec![0; 11], Delivery::AtMostOnce, &lim, &mut |_| {});
+        let r = l.push(
+            Item::One(vec![0; 11]),
+            Delivery::AtMostOnce,
+            &lim,
+            &mut |_| {},
+        );
         assert!(matches!(
             r.unwrap_err().reason,
             RejectReason::TooLarge { size: 11, max: 10 }
@@ -335,7 +436,7 @@ mod tests {
         assert_eq!(ev[0].2.as_deref(), Some(&b"a"[..]));
         let w: Vec<_> = {
             l.start_write(100, 100);
-            l.writing().map(|(_, p)| p.to_vec()).collect()
+            l.writing().map(<[u8]>::to_vec).collect()
         };
         assert_eq!(w, vec![b"b".to_vec(), b"c".to_vec()]);
     }
@@ -359,7 +460,7 @@ mod tests {
             (Outcome::InDoubt, Some(&b"a1"[..]))
         );
         l.start_write(100, 10);
-        let order: Vec<_> = l.writing().map(|(_, p)| p.to_vec()).collect();
+        let order: Vec<_> = l.writing().map(<[u8]>::to_vec).collect();
         assert_eq!(order, vec![b"i1".to_vec(), b"i2".to_vec(), b"q".to_vec()]);
         // Out of replays: the idempotent ones are in doubt now too.
         settled.clear();

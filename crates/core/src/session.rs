@@ -12,8 +12,8 @@ use crate::epoch::Epoch;
 use crate::error::{AbandonReason, ConfigError, DisconnectReason, NetError};
 use crate::event::{Action, CloseMode, Event, Notification, State};
 use crate::heartbeat::RttEstimator;
-use crate::message::{Delivery, MsgId, Outcome, Rejected};
-use crate::queue::{Ledger, Settled};
+use crate::message::{Batch, Delivery, MsgId, Outcome, Rejected};
+use crate::queue::{Item, Ledger, Settled};
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
 use crate::time::{duration_nanos, Instant};
@@ -228,9 +228,10 @@ impl<R: RngCore> Session<R> {
         self.now
     }
 
-    /// The payloads of the last [`Action::Transmit`], in the order to write them.
+    /// The payloads of the last [`Action::Transmit`], in the order to write them: one per
+    /// message, and each message of a [`Batch`] separately.
     pub fn transmit_payloads(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.ledger.writing().map(|(_, p)| p)
+        self.ledger.writing()
     }
 
     /// A message still held by the session.
@@ -382,16 +383,44 @@ impl<R: RngCore> Session<R> {
         payload: Vec<u8>,
         delivery: Delivery,
     ) -> Result<MsgId, Rejected> {
+        self.enqueue_item(now, Item::One(payload), delivery)
+    }
+
+    /// Adds a [`Batch`]: many messages that take one queue entry and end in one [`Outcome`]
+    /// (one [`Notification::Outcome`], whose payload is the batch's records, see
+    /// [`Batch::from_vec`]). [`Session::transmit_payloads`] yields its messages one by one,
+    /// and with [`crate::AckMode::InOrder`] each takes one acknowledgement. Each message must
+    /// be within [`crate::QueueLimits::max_message`] and the whole batch within
+    /// [`crate::QueueLimits::max_bytes`]; an empty batch is refused.
+    pub fn enqueue_batch(
+        &mut self,
+        now: Instant,
+        batch: Batch,
+        delivery: Delivery,
+    ) -> Result<MsgId, Rejected> {
+        self.enqueue_item(now, Item::Batch(batch), delivery)
+    }
+
+    fn enqueue_item(
+        &mut self,
+        now: Instant,
+        item: Item,
+        delivery: Delivery,
+    ) -> Result<MsgId, Rejected> {
         self.tick(now);
         if self.phase == Phase::Closed || self.drain_deadline.is_some() {
             self.stats.rejected += 1;
+            let payload = match item {
+                Item::One(p) => p,
+                Item::Batch(b) => b.into_vec(),
+            };
             return Err(Rejected {
                 reason: crate::error::RejectReason::Closed,
                 payload,
             });
         }
         let limits = self.cfg.queue;
-        let r = self.with_ledger(|l, settle| l.push(payload, delivery, &limits, settle));
+        let r = self.with_ledger(|l, settle| l.push(item, delivery, &limits, settle));
         if r.is_err() {
             self.stats.rejected += 1;
         }

@@ -75,6 +75,11 @@ fn ops(w: [u32; 6]) -> impl Strategy<Value = Vec<Op>> {
             n,
             if i { Delivery::Idempotent } else { Delivery::AtMostOnce }
         )),
+        enqueue.div_ceil(2) => (0u8..8, 0u8..12, any::<bool>()).prop_map(|(n, len, i)| Op::EnqueueBatch(
+            n,
+            len,
+            if i { Delivery::Idempotent } else { Delivery::AtMostOnce }
+        )),
         1 => (0u64..3000).prop_map(|m| Op::CloseGraceful(Duration::from_millis(m))),
         1 => Just(Op::CloseImmediate),
         1 => Just(Op::ReconnectNow),

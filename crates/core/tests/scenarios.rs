@@ -939,3 +939,126 @@ fn a_clock_at_the_end_of_time_does_not_livelock() {
     let deadline = s.next_deadline().expect("resolving: a deadline");
     assert!(deadline > s.now(), "deadlines stay in the future");
 }
+
+// ----- batches -----
+
+fn batch(messages: &[&[u8]]) -> Batch {
+    let mut b = Batch::new();
+    for m in messages {
+        b.push(m);
+    }
+    b
+}
+
+#[test]
+fn a_batch_is_one_entry_written_as_its_messages_and_settled_by_their_acks() {
+    let (mut h, e) = connected(plain().with_acks(AckMode::InOrder));
+    let id =
+        h.s.enqueue_batch(h.now, batch(&[b"x1", b"x2", b"x3"]), Delivery::AtMostOnce)
+            .unwrap();
+    let single = h.send(b"after", Delivery::AtMostOnce);
+    assert_eq!(h.s.queue_len(), 2, "a batch takes one queue entry");
+    assert_eq!(h.s.queue_bytes(), 3 * (4 + 2) + 5);
+    let (written, _) = h.write_all();
+    assert_eq!(
+        written,
+        vec![
+            b"x1".to_vec(),
+            b"x2".to_vec(),
+            b"x3".to_vec(),
+            b"after".to_vec()
+        ]
+    );
+    h.handle(Event::Acked { epoch: e, count: 2 });
+    assert!(h.outcomes().is_empty(), "two of three messages confirmed");
+    h.handle(Event::Acked { epoch: e, count: 1 });
+    assert_eq!(h.outcomes(), vec![(id, Outcome::Delivered, None)]);
+    // One more than is in flight is a lie.
+    h.handle(Event::Acked { epoch: e, count: 2 });
+    assert_eq!(
+        h.disconnects(),
+        vec![DisconnectReason::Protocol(FrameError::UnexpectedAck {
+            acked: 2,
+            in_flight: 1
+        })]
+    );
+    assert_eq!(
+        h.outcomes()[1],
+        (single, Outcome::InDoubt, Some(b"after".to_vec()))
+    );
+}
+
+#[test]
+fn a_partly_confirmed_batch_is_in_doubt_and_handed_back_whole() {
+    let (mut h, e) = connected(plain().with_acks(AckMode::InOrder));
+    let id =
+        h.s.enqueue_batch(h.now, batch(&[b"a", b"b"]), Delivery::AtMostOnce)
+            .unwrap();
+    h.write_all();
+    h.handle(Event::Acked { epoch: e, count: 1 });
+    h.drop_conn(Event::Eof { epoch: e });
+    let outcomes = h.outcomes();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!((outcomes[0].0, outcomes[0].1), (id, Outcome::InDoubt));
+    let back = Batch::from_vec(outcomes[0].2.clone().unwrap()).unwrap();
+    assert_eq!(back.iter().collect::<Vec<_>>(), vec![&b"a"[..], &b"b"[..]]);
+    let e2 = h.connect();
+    assert!(h.write_all().0.is_empty(), "never written again");
+    assert_eq!(h.s.connection(), Some(e2));
+}
+
+#[test]
+fn an_idempotent_batch_is_replayed_whole_and_confirmed_again() {
+    let (mut h, e) = connected(plain().with_acks(AckMode::InOrder));
+    let id =
+        h.s.enqueue_batch(h.now, batch(&[b"a", b"b", b"c"]), Delivery::Idempotent)
+            .unwrap();
+    h.write_all();
+    h.handle(Event::Acked { epoch: e, count: 2 });
+    h.drop_conn(Event::Eof { epoch: e });
+    assert!(h.outcomes().is_empty());
+    let e2 = h.connect();
+    assert_eq!(
+        h.write_all().0,
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+    );
+    h.handle(Event::Acked {
+        epoch: e2,
+        count: 2,
+    });
+    assert!(h.outcomes().is_empty(), "the replay needs all three again");
+    h.handle(Event::Acked {
+        epoch: e2,
+        count: 1,
+    });
+    assert_eq!(h.outcomes(), vec![(id, Outcome::Delivered, None)]);
+}
+
+#[test]
+fn batches_are_refused_when_empty_or_too_large_and_handed_back() {
+    let cfg = plain().with_queue(QueueLimits {
+        max_messages: 8,
+        max_bytes: 20,
+        max_message: 6,
+        overflow: Overflow::Reject,
+    });
+    let (mut h, _) = connected(cfg);
+    let r = h.s.enqueue_batch(h.now, Batch::new(), Delivery::AtMostOnce);
+    assert_eq!(r.unwrap_err().reason, RejectReason::EmptyBatch);
+    let big = batch(&[b"ok", b"seven77"]);
+    let r =
+        h.s.enqueue_batch(h.now, big.clone(), Delivery::AtMostOnce)
+            .unwrap_err();
+    assert_eq!(r.reason, RejectReason::TooLarge { size: 7, max: 6 });
+    assert_eq!(r.payload, big.into_vec());
+    let fits = batch(&[b"123456", b"123456"]);
+    assert_eq!(fits.byte_len(), 20);
+    let wide = batch(&[b"1234", b"1234", b"1234"]);
+    let r =
+        h.s.enqueue_batch(h.now, wide, Delivery::AtMostOnce)
+            .unwrap_err();
+    assert_eq!(r.reason, RejectReason::TooLarge { size: 24, max: 20 });
+    h.s.enqueue_batch(h.now, fits, Delivery::AtMostOnce)
+        .unwrap();
+    assert_eq!(h.s.stats().rejected, 3);
+}

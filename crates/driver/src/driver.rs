@@ -15,8 +15,8 @@ use futures::future::{self, BoxFuture};
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures::{FutureExt, Stream};
 use redial_core::{
-    AckMode, Action, CloseMode, Codec, DisconnectReason, Epoch, Event, Frame, FrameError, Instant,
-    MsgId, NetError, Notification, Outcome, RejectReason, Session, State,
+    AckMode, Action, Batch, CloseMode, Codec, DisconnectReason, Epoch, Event, Frame, FrameError,
+    Instant, MsgId, NetError, Notification, Outcome, RejectReason, Session, State,
 };
 use socket2::SockRef;
 
@@ -61,8 +61,9 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The receipt of each message in the core, and whether it is a batch.
 type Receipts =
-    HashMap<MsgId, oneshot::Sender<Result<(), Undelivered>>, BuildHasherDefault<IdHasher>>;
+    HashMap<MsgId, (oneshot::Sender<Result<(), Undelivered>>, bool), BuildHasherDefault<IdHasher>>;
 
 /// One live socket.
 struct Conn<R: Runtime> {
@@ -243,11 +244,8 @@ impl<R: Runtime> Driver<R> {
                     Action::Resolve { epoch } => self.start_resolve(epoch),
                     Action::Dial { epoch, addr, .. } => self.start_dial(epoch, addr),
                     Action::Transmit {
-                        epoch,
-                        pongs,
-                        ping,
-                        messages,
-                    } => self.transmit(epoch, pongs, ping, messages),
+                        epoch, pongs, ping, ..
+                    } => self.transmit(epoch, pongs, ping),
                     Action::Close { epoch, reason } => self.close_epoch(epoch, reason),
                     Action::Notify(n) => self.notify(n),
                     other => tracing::warn!(action = ?other, "unknown action ignored"),
@@ -339,7 +337,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Encodes the whole transmit into the one buffer and starts a single write.
-    fn transmit(&mut self, epoch: Epoch, pongs: u8, ping: bool, messages: usize) {
+    fn transmit(&mut self, epoch: Epoch, pongs: u8, ping: bool) {
         self.out.clear();
         let mut bad = None;
         for _ in 0..pongs {
@@ -348,7 +346,7 @@ impl<R: Runtime> Driver<R> {
         if ping {
             bad = bad.or(self.codec.encode(Frame::Ping, &mut self.out).err());
         }
-        for p in self.session.transmit_payloads().take(messages) {
+        for p in self.session.transmit_payloads() {
             bad = bad.or(self.codec.encode(Frame::Data(p), &mut self.out).err());
         }
         let conn = match &mut self.conn {
@@ -387,21 +385,30 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn notify(&mut self, n: Notification) {
-        let detail = match &n {
+        let n = match n {
             Notification::Outcome {
                 id,
                 outcome,
                 payload,
             } => {
-                if let Some(reply) = self.receipts.remove(id) {
-                    let r = match outcome {
-                        Outcome::Delivered => Ok(()),
-                        o => Err(Undelivered::new(*o, payload.clone().unwrap_or_default())),
+                if let Some((reply, batch)) = self.receipts.remove(&id) {
+                    let r = match (outcome, batch) {
+                        (Outcome::Delivered, _) => Ok(()),
+                        (o, false) => Err(Undelivered::new(o, payload.unwrap_or_default())),
+                        (o, true) => {
+                            // The core hands back the records the driver gave it.
+                            let b =
+                                Batch::from_vec(payload.unwrap_or_default()).unwrap_or_default();
+                            Err(Undelivered::batch(o, b))
+                        }
                     };
                     self.settled.push((reply, r));
                 }
                 return;
             }
+            n => n,
+        };
+        let detail = match &n {
             Notification::AttemptFailed { epoch, .. }
             | Notification::Disconnected { epoch, .. } => match &self.last_error {
                 Some((e, text)) if e == epoch => Some(text.clone()),
@@ -659,14 +666,42 @@ impl<R: Runtime> Driver<R> {
                     return;
                 }
                 if let Some(t) = &mut self.tap {
-                    t.enqueue(now, payload.len(), delivery);
+                    t.enqueue(now, payload.len(), None, delivery);
                 }
                 match self.session.enqueue(now, payload, delivery) {
                     Ok(id) => {
-                        self.receipts.insert(id, reply);
+                        self.receipts.insert(id, (reply, false));
                     }
                     Err(r) => {
                         let u = Undelivered::new(Outcome::Rejected(r.reason), r.payload);
+                        self.settled.push((reply, Err(u)));
+                    }
+                }
+            }
+            Command::SendBatch {
+                batch,
+                delivery,
+                reply,
+            } => {
+                let codec = &self.codec;
+                if let Some(fe) = batch.iter().find_map(|m| codec.check(m).err()) {
+                    let outcome = Outcome::Rejected(RejectReason::Unencodable(fe));
+                    let mut u = Undelivered::batch(outcome, batch);
+                    u.frame_error = Some(fe);
+                    self.settled.push((reply, Err(u)));
+                    return;
+                }
+                if let Some(t) = &mut self.tap {
+                    let shape = Some((batch.len(), batch.largest()));
+                    t.enqueue(now, batch.byte_len(), shape, delivery);
+                }
+                match self.session.enqueue_batch(now, batch, delivery) {
+                    Ok(id) => {
+                        self.receipts.insert(id, (reply, true));
+                    }
+                    Err(r) => {
+                        let b = Batch::from_vec(r.payload).unwrap_or_default();
+                        let u = Undelivered::batch(Outcome::Rejected(r.reason), b);
                         self.settled.push((reply, Err(u)));
                     }
                 }
@@ -711,12 +746,16 @@ impl<R: Runtime> Driver<R> {
                         let outcome = Outcome::Rejected(RejectReason::Closed);
                         let _ = reply.send(Err(Undelivered::new(outcome, payload)));
                     }
+                    Command::SendBatch { batch, reply, .. } => {
+                        let outcome = Outcome::Rejected(RejectReason::Closed);
+                        let _ = reply.send(Err(Undelivered::batch(outcome, batch)));
+                    }
                     Command::Close { done, .. } => self.close_waiters.push(done),
                     Command::Reconnect => {}
                 }
             }
         }
-        for (_, reply) in self.receipts.drain() {
+        for (_, (reply, _)) in self.receipts.drain() {
             // The core settles every message before it closes; this is a safety net.
             let outcome = Outcome::Abandoned(redial_core::AbandonReason::Closed);
             let _ = reply.send(Err(Undelivered::new(outcome, Vec::new())));

@@ -11,14 +11,19 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::Stream;
 use redial_core::{
-    AbandonReason, CloseMode, Delivery, FrameError, Notification, Outcome, RejectReason, State,
-    Stats,
+    AbandonReason, Batch, CloseMode, Delivery, FrameError, Notification, Outcome, RejectReason,
+    State, Stats,
 };
 
 /// A user command for the session task.
 pub(crate) enum Command {
     Send {
         payload: Vec<u8>,
+        delivery: Delivery,
+        reply: oneshot::Sender<Result<(), Undelivered>>,
+    },
+    SendBatch {
+        batch: Batch,
         delivery: Delivery,
         reply: oneshot::Sender<Result<(), Undelivered>>,
     },
@@ -57,8 +62,10 @@ impl Shared {
 pub struct Undelivered {
     /// How it ended: in doubt, abandoned or rejected.
     pub outcome: Outcome,
-    /// The message.
+    /// The message (empty for a batch: see `batch`).
     pub payload: Vec<u8>,
+    /// For [`Handle::send_batch`]: the whole batch, handed back.
+    pub batch: Option<Batch>,
     /// Set when the codec cannot encode the payload (for example a line break inside a line);
     /// the outcome is then `Rejected(Unencodable(_))` with the same error.
     pub frame_error: Option<FrameError>,
@@ -69,6 +76,16 @@ impl Undelivered {
         Undelivered {
             outcome,
             payload,
+            batch: None,
+            frame_error: None,
+        }
+    }
+
+    pub(crate) fn batch(outcome: Outcome, batch: Batch) -> Self {
+        Undelivered {
+            outcome,
+            payload: Vec::new(),
+            batch: Some(batch),
             frame_error: None,
         }
     }
@@ -79,6 +96,7 @@ impl fmt::Debug for Undelivered {
         f.debug_struct("Undelivered")
             .field("outcome", &self.outcome)
             .field("len", &self.payload.len())
+            .field("batch", &self.batch)
             .field("frame_error", &self.frame_error)
             .finish()
     }
@@ -160,6 +178,31 @@ impl Handle {
                     _ => Vec::new(),
                 };
                 let u = Undelivered::new(Outcome::Rejected(RejectReason::Closed), payload);
+                Receipt { rx: Err(Some(u)) }
+            }
+        }
+    }
+
+    /// Enqueues many messages as one [`Batch`]: one queue entry, one write, one receipt, and
+    /// one outcome for all of them (see [`Batch`]). Each message is framed by the session's
+    /// codec when written. This is the fast path for streams of small messages: building a
+    /// batch copies borrowed bytes into one buffer, so there is no allocation, channel
+    /// message or receipt per message. An undelivered batch comes back whole in
+    /// [`Undelivered::batch`].
+    pub fn send_batch(&self, batch: Batch, delivery: Delivery) -> Receipt {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.unbounded_send(Command::SendBatch {
+            batch,
+            delivery,
+            reply,
+        }) {
+            Ok(()) => Receipt { rx: Ok(rx) },
+            Err(e) => {
+                let batch = match e.into_inner() {
+                    Command::SendBatch { batch, .. } => batch,
+                    _ => Batch::new(),
+                };
+                let u = Undelivered::batch(Outcome::Rejected(RejectReason::Closed), batch);
                 Receipt { rx: Err(Some(u)) }
             }
         }

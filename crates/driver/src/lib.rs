@@ -65,7 +65,7 @@ pub use futures::future::BoxFuture;
 /// The sans-IO core, for what is not re-exported.
 pub use redial_core as core;
 pub use redial_core::{
-    AbandonReason, AckMode, Backoff, CloseMode, Codec, Config, ConfigError, Delivery,
+    AbandonReason, AckMode, Backoff, Batch, CloseMode, Codec, Config, ConfigError, Delivery,
     DisconnectReason, Frame, FrameError, GiveUp, GiveUpWhen, Heartbeat, Jitter, LengthCodec,
     LineCodec, NetError, Notification, Outcome, Overflow, QueueLimits, RejectReason, State, Stats,
 };

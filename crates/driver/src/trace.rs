@@ -30,8 +30,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use redial_core::{
-    AckMode, Action, Backoff, CloseMode, Config, Delivery, Epoch, Event, FrameError, GiveUp,
+    AckMode, Action, Backoff, Batch, CloseMode, Config, Delivery, Epoch, Event, FrameError, GiveUp,
     GiveUpWhen, Heartbeat, Instant, Jitter, NetError, Notification, Overflow, QueueLimits, Session,
+    BATCH_RECORD_OVERHEAD,
 };
 use serde::{Deserialize, Serialize};
 
@@ -283,6 +284,9 @@ enum Line {
     Enqueue {
         t: u64,
         len: usize,
+        /// A batch: (messages, largest message); its records are `len` bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<(usize, usize)>,
         delivery: DeliveryRec,
     },
     Close {
@@ -452,7 +456,13 @@ impl Tap for Recorder {
         });
     }
 
-    fn enqueue(&mut self, now: Instant, len: usize, delivery: Delivery) {
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        len: usize,
+        batch: Option<(usize, usize)>,
+        delivery: Delivery,
+    ) {
         let delivery = match delivery {
             Delivery::AtMostOnce => DeliveryRec::AtMostOnce,
             Delivery::Idempotent => DeliveryRec::Idempotent,
@@ -460,6 +470,7 @@ impl Tap for Recorder {
         self.line(&Line::Enqueue {
             t: now.as_nanos(),
             len,
+            batch,
             delivery,
         });
     }
@@ -608,12 +619,25 @@ pub fn replay(reader: impl BufRead) -> Result<Replayed, TraceError> {
                 };
                 s.handle(at(t), event);
             }
-            Line::Enqueue { t, len, delivery } => {
+            Line::Enqueue {
+                t,
+                len,
+                batch,
+                delivery,
+            } => {
                 let delivery = match delivery {
                     DeliveryRec::AtMostOnce => Delivery::AtMostOnce,
                     DeliveryRec::Idempotent => Delivery::Idempotent,
                 };
-                let _ = s.enqueue(at(t), vec![0; len], delivery);
+                let _ = match batch {
+                    None => s.enqueue(at(t), vec![0; len], delivery),
+                    Some((count, largest)) => {
+                        let b = same_shape(len, count, largest).ok_or_else(|| {
+                            invalid(format!("no batch of {count} messages has {len} bytes"))
+                        })?;
+                        s.enqueue_batch(at(t), b, delivery)
+                    }
+                };
             }
             Line::Close { t, mode } => {
                 let mode = match mode {
@@ -639,6 +663,21 @@ pub fn replay(reader: impl BufRead) -> Result<Replayed, TraceError> {
         actions,
         recorded,
     })
+}
+
+/// A batch the core cannot tell from the recorded one: `count` messages, the largest
+/// `largest` bytes, `len` bytes of records. The core looks only at those three.
+fn same_shape(len: usize, count: usize, largest: usize) -> Option<Batch> {
+    let mut rest = len.checked_sub(count.checked_mul(BATCH_RECORD_OVERHEAD)?)?;
+    let mut b = Batch::with_capacity(len);
+    let filler = vec![0; largest];
+    for i in 0..count {
+        // The first message is the largest; the others share what is left.
+        let n = if i == 0 { largest } else { rest.min(largest) };
+        rest = rest.checked_sub(n)?;
+        b.push(&filler[..n]);
+    }
+    (rest == 0 && b.byte_len() == len).then_some(b)
 }
 
 #[cfg(test)]

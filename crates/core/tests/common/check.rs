@@ -139,6 +139,8 @@ pub enum Op {
     /// Answer the oldest outstanding Resolve / Dial / Transmit / Close as a healthy network would.
     Respond,
     Enqueue(u8, Delivery),
+    /// A batch of `1 + n % 4` messages (0 makes an empty batch, which is refused).
+    EnqueueBatch(u8, u8, Delivery),
     CloseGraceful(Duration),
     CloseImmediate,
     ReconnectNow,
@@ -216,7 +218,15 @@ pub fn op(b: &mut Bytes<'_>) -> Op {
                     1 => Ev::IoError(err),
                     _ => Ev::Protocol,
                 },
-                _ => Ev::Closed,
+                10 => Ev::Closed,
+                _ => {
+                    let d = if x & 1 == 0 {
+                        Delivery::AtMostOnce
+                    } else {
+                        Delivery::Idempotent
+                    };
+                    return Op::EnqueueBatch(x >> 1 & 3, b.u8() % 12, d);
+                }
             };
             Op::Event(ev, sel)
         }
@@ -244,8 +254,10 @@ pub struct Run {
     latest: Epoch,
     outstanding: VecDeque<Action>,
     next_payload: u64,
-    /// id -> (payload, delivery)
+    /// id -> (payload, delivery); a batch's payload is its records.
     sent: BTreeMap<MsgId, (Vec<u8>, Delivery)>,
+    /// A batch's messages, in order.
+    batches: BTreeMap<MsgId, Vec<Vec<u8>>>,
     by_payload: BTreeMap<Vec<u8>, MsgId>,
     outcomes: BTreeMap<MsgId, Outcome>,
     writes: BTreeMap<MsgId, u32>,
@@ -269,6 +281,7 @@ impl Run {
             outstanding: VecDeque::new(),
             next_payload: 0,
             sent: BTreeMap::new(),
+            batches: BTreeMap::new(),
             by_payload: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             writes: BTreeMap::new(),
@@ -351,9 +364,21 @@ impl Run {
                 );
                 let payloads: Vec<Vec<u8>> =
                     self.s.transmit_payloads().map(<[u8]>::to_vec).collect();
-                assert_eq!(payloads.len(), *messages);
+                // Group the wire payloads by message: a batch's messages come together.
+                let mut groups: Vec<(MsgId, Vec<Vec<u8>>)> = Vec::new();
                 for p in payloads {
                     let id = self.by_payload[&p];
+                    match groups.last_mut() {
+                        Some((last, frames)) if *last == id => frames.push(p),
+                        _ => groups.push((id, vec![p])),
+                    }
+                }
+                assert_eq!(groups.len(), *messages);
+                for (id, frames) in groups {
+                    match self.batches.get(&id) {
+                        Some(all) => assert_eq!(&frames, all, "a batch is written whole, in order"),
+                        None => assert_eq!(frames.len(), 1, "a message written twice in a row"),
+                    }
                     assert!(
                         !self.outcomes.contains_key(&id),
                         "inv4: {id:?} written after its outcome"
@@ -621,6 +646,57 @@ impl Run {
                     }
                     Err(r) => {
                         assert_eq!(r.payload, p, "rejection hands the payload back");
+                        false
+                    }
+                };
+                let at = self.now;
+                let round = self.drain(at);
+                if !accepted {
+                    let evicted = round
+                        .iter()
+                        .any(|a| matches!(a, Action::Notify(Notification::Outcome { .. })));
+                    assert!(
+                        !evicted,
+                        "inv4: messages evicted for one that was then rejected"
+                    );
+                }
+            }
+            Op::EnqueueBatch(n, len, delivery) => {
+                let count = if n == 0 {
+                    0
+                } else {
+                    usize::from(n) % 4 + usize::from(n > 3)
+                };
+                let mut batch = Batch::new();
+                let mut frames = Vec::new();
+                for _ in 0..count {
+                    let mut p = self.next_payload.to_be_bytes().to_vec();
+                    self.next_payload += 1;
+                    p.resize(8 + usize::from(len), b',');
+                    batch.push(&p);
+                    frames.push(p);
+                }
+                assert_eq!(batch.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), frames);
+                let records = batch.clone().into_vec();
+                let accepted = match self.s.enqueue_batch(self.now, batch, delivery) {
+                    Ok(id) => {
+                        assert!(!self.ended, "enqueue accepted after close");
+                        assert!(count > 0, "an empty batch was accepted");
+                        assert!(self.sent.insert(id, (records, delivery)).is_none());
+                        for p in &frames {
+                            self.by_payload.insert(p.clone(), id);
+                        }
+                        self.batches.insert(id, frames);
+                        true
+                    }
+                    Err(r) => {
+                        assert_eq!(r.payload, records, "rejection hands the batch back");
+                        if count == 0 && !self.ended {
+                            assert!(matches!(
+                                r.reason,
+                                RejectReason::EmptyBatch | RejectReason::Closed
+                            ));
+                        }
                         false
                     }
                 };

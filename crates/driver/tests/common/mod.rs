@@ -511,9 +511,17 @@ pub async fn record_then_replay_is_identical<R: Runtime>(rt: R) {
         .spawn()
         .unwrap();
     assert_eq!(h.send(b"one".to_vec(), Delivery::AtMostOnce).await, Ok(()));
-    wait_for(&rt, "first line", || server.log().len() == 1).await;
+    let mut batch = redial_driver::Batch::new();
+    batch.push(b"b1");
+    batch.push(b"the longer b2");
+    assert_eq!(
+        h.send_batch(batch.clone(), Delivery::AtMostOnce).await,
+        Ok(())
+    );
+    wait_for(&rt, "first lines", || server.log().len() == 3).await;
     server.kill();
     let _queued = h.send(b"two".to_vec(), Delivery::Idempotent);
+    let _queued_batch = h.send_batch(batch, Delivery::Idempotent);
     wait_event(&rt, &mut events, "attempt failed", |e| {
         matches!(e.notification, Notification::AttemptFailed { .. })
     })
@@ -527,6 +535,12 @@ pub async fn record_then_replay_is_identical<R: Runtime>(rt: R) {
     .await;
     h.close(CloseMode::Immediate).await;
     let trace = buf.0.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&trace);
+    assert_eq!(
+        text.matches(r#""batch":[2,13]"#).count(),
+        2,
+        "both batches recorded with their shape"
+    );
     let replayed = redial_driver::trace::replay(&trace[..]).unwrap();
     assert!(replayed.recorded.len() > 20, "{}", replayed.recorded.len());
     assert_eq!(replayed.actions.len(), replayed.recorded.len());
