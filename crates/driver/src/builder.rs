@@ -15,6 +15,7 @@ use redial_core::{AckMode, Codec, Config, ConfigError, LineCodec, Session};
 
 use crate::driver::{Driver, Parts};
 use crate::handle::{Events, Handle, Inbound, Shared};
+use crate::mailbox::Mailbox;
 use crate::runtime::Runtime;
 use crate::socket::SocketOptions;
 use crate::tap::Tap;
@@ -140,7 +141,7 @@ impl<R: Runtime> Builder<R> {
         if let Some(tap) = &mut self.tap {
             tap.start(&self.config);
         }
-        let (cmd_tx, cmd_rx) = mpsc::unbounded();
+        let mailbox = Mailbox::new();
         let (in_tx, in_rx) = mpsc::unbounded();
         let (ev_tx, ev_rx) = mpsc::unbounded();
         let shared = Shared::new();
@@ -153,13 +154,13 @@ impl<R: Runtime> Builder<R> {
             socket: self.socket,
             connector: self.connector,
             drop_drain: self.drop_drain,
-            cmds: cmd_rx,
+            mailbox: Arc::clone(&mailbox),
             inbound: in_tx,
             events: ev_tx,
             shared: Arc::clone(&shared),
             tap: self.tap,
         });
-        let handle = Handle { tx: cmd_tx, shared };
+        let handle = Handle { mailbox, shared };
         let task = SessionTask(Box::pin(Box::new(driver).run()));
         Ok((handle, Inbound { rx: in_rx }, Events { rx: ev_rx }, task))
     }

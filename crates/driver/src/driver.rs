@@ -1,19 +1,19 @@
 //! The run loop: one task per session, owning the core, the sockets and every write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant as StdInstant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{self, BoxFuture};
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use futures::{FutureExt, Stream};
+use futures::FutureExt;
 use redial_core::{
     AckMode, Action, Batch, CloseMode, Codec, DisconnectReason, Epoch, Event, Frame, FrameError,
     Instant, MsgId, NetError, Notification, Outcome, RejectReason, Session, State,
@@ -23,6 +23,7 @@ use socket2::SockRef;
 use crate::builder::Connector;
 use crate::error::{classify, classify_resolve};
 use crate::handle::{Command, SessionEvent, Shared, Undelivered};
+use crate::mailbox::{Mailbox, Took, Verdict};
 use crate::runtime::Runtime;
 use crate::socket::SocketOptions;
 use crate::tap::Tap;
@@ -61,9 +62,8 @@ impl Hasher for IdHasher {
     }
 }
 
-/// The receipt of each message in the core, and whether it is a batch.
-type Receipts =
-    HashMap<MsgId, (oneshot::Sender<Result<(), Undelivered>>, bool), BuildHasherDefault<IdHasher>>;
+/// The receipt slot of each message in the core, and whether it is a batch.
+type Receipts = HashMap<MsgId, (u32, bool), BuildHasherDefault<IdHasher>>;
 
 /// One live socket.
 struct Conn<R: Runtime> {
@@ -104,7 +104,11 @@ pub(crate) struct Driver<R: Runtime> {
     socket: SocketOptions,
     connector: Option<Connector>,
     drop_drain: Duration,
-    cmds: Option<mpsc::UnboundedReceiver<Command>>,
+    mailbox: Arc<Mailbox>,
+    /// Commands taken from the mailbox, not yet handled.
+    cmds: VecDeque<Command>,
+    /// False once every handle is gone.
+    handles: bool,
     inbound: mpsc::UnboundedSender<Vec<u8>>,
     events: mpsc::UnboundedSender<SessionEvent>,
     shared: Arc<Shared>,
@@ -128,14 +132,11 @@ pub(crate) struct Driver<R: Runtime> {
     /// Which of commands and I/O `poll_wake` tries first this time.
     commands_first: bool,
     /// Outcomes and events of this round, handed out after the snapshot is published.
-    settled: Vec<Settled>,
+    settled: Vec<(u32, Verdict)>,
+    /// Scratch for the wakers of settled receipts.
+    wakers: Vec<Waker>,
     told: Vec<SessionEvent>,
 }
-
-type Settled = (
-    oneshot::Sender<Result<(), Undelivered>>,
-    Result<(), Undelivered>,
-);
 
 /// The pieces a [`Driver`] is built from.
 pub(crate) struct Parts<R: Runtime> {
@@ -147,7 +148,7 @@ pub(crate) struct Parts<R: Runtime> {
     pub(crate) socket: SocketOptions,
     pub(crate) connector: Option<Connector>,
     pub(crate) drop_drain: Duration,
-    pub(crate) cmds: mpsc::UnboundedReceiver<Command>,
+    pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) inbound: mpsc::UnboundedSender<Vec<u8>>,
     pub(crate) events: mpsc::UnboundedSender<SessionEvent>,
     pub(crate) shared: Arc<Shared>,
@@ -177,7 +178,9 @@ impl<R: Runtime> Driver<R> {
             socket: p.socket,
             connector: p.connector,
             drop_drain: p.drop_drain,
-            cmds: Some(p.cmds),
+            mailbox: p.mailbox,
+            cmds: VecDeque::new(),
+            handles: true,
             inbound: p.inbound,
             events: p.events,
             shared: p.shared,
@@ -196,6 +199,7 @@ impl<R: Runtime> Driver<R> {
             last_error: None,
             commands_first: false,
             settled: Vec::new(),
+            wakers: Vec::new(),
             told: Vec::new(),
         }
     }
@@ -272,9 +276,7 @@ impl<R: Runtime> Driver<R> {
     fn publish(&mut self) {
         self.shared
             .publish(self.session.state(), self.session.stats());
-        for (reply, r) in self.settled.drain(..) {
-            let _ = reply.send(r);
-        }
+        self.mailbox.settle(&mut self.settled, &mut self.wakers);
         // Taken, not drained: events are rare (state changes, RTT samples), so an idle
         // session should not keep the buffer of its connect-time burst.
         for e in std::mem::take(&mut self.told) {
@@ -391,7 +393,7 @@ impl<R: Runtime> Driver<R> {
                 outcome,
                 payload,
             } => {
-                if let Some((reply, batch)) = self.receipts.remove(&id) {
+                if let Some((slot, batch)) = self.receipts.remove(&id) {
                     let r = match (outcome, batch) {
                         (Outcome::Delivered, _) => Ok(()),
                         (o, false) => Err(Undelivered::new(o, payload.unwrap_or_default())),
@@ -402,7 +404,7 @@ impl<R: Runtime> Driver<R> {
                             Err(Undelivered::batch(o, b))
                         }
                     };
-                    self.settled.push((reply, r));
+                    self.settled.push((slot, r));
                 }
                 return;
             }
@@ -426,9 +428,16 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
-        match &mut self.cmds {
-            Some(rx) => Pin::new(rx).poll_next(cx).map(Wake::Command),
-            None => Poll::Pending,
+        if !self.handles {
+            return Poll::Pending;
+        }
+        if let Some(c) = self.cmds.pop_front() {
+            return Poll::Ready(Wake::Command(Some(c)));
+        }
+        match self.mailbox.take(&mut self.cmds, cx) {
+            Took::Some => Poll::Ready(Wake::Command(self.cmds.pop_front())),
+            Took::HandlesGone => Poll::Ready(Wake::Command(None)),
+            Took::Nothing => Poll::Pending,
         }
     }
 
@@ -508,10 +517,9 @@ impl<R: Runtime> Driver<R> {
             Wake::Command(Some(c)) => {
                 self.command(now, c);
                 for _ in 1..COMMAND_BATCH {
-                    match self.cmds.as_mut().map(|rx| rx.try_recv()) {
-                        Some(Ok(c)) => self.command(now, c),
-                        Some(Err(e)) if e.is_closed() => self.all_handles_dropped(now),
-                        _ => break,
+                    match self.cmds.pop_front() {
+                        Some(c) => self.command(now, c),
+                        None => break,
                     }
                 }
             }
@@ -656,13 +664,13 @@ impl<R: Runtime> Driver<R> {
             Command::Send {
                 payload,
                 delivery,
-                reply,
+                slot,
             } => {
                 if let Err(fe) = self.codec.check(&payload) {
                     let outcome = Outcome::Rejected(RejectReason::Unencodable(fe));
                     let mut u = Undelivered::new(outcome, payload);
                     u.frame_error = Some(fe);
-                    self.settled.push((reply, Err(u)));
+                    self.settled.push((slot, Err(u)));
                     return;
                 }
                 if let Some(t) = &mut self.tap {
@@ -670,25 +678,25 @@ impl<R: Runtime> Driver<R> {
                 }
                 match self.session.enqueue(now, payload, delivery) {
                     Ok(id) => {
-                        self.receipts.insert(id, (reply, false));
+                        self.receipts.insert(id, (slot, false));
                     }
                     Err(r) => {
                         let u = Undelivered::new(Outcome::Rejected(r.reason), r.payload);
-                        self.settled.push((reply, Err(u)));
+                        self.settled.push((slot, Err(u)));
                     }
                 }
             }
             Command::SendBatch {
                 batch,
                 delivery,
-                reply,
+                slot,
             } => {
                 let codec = &self.codec;
                 if let Some(fe) = batch.iter().find_map(|m| codec.check(m).err()) {
                     let outcome = Outcome::Rejected(RejectReason::Unencodable(fe));
                     let mut u = Undelivered::batch(outcome, batch);
                     u.frame_error = Some(fe);
-                    self.settled.push((reply, Err(u)));
+                    self.settled.push((slot, Err(u)));
                     return;
                 }
                 if let Some(t) = &mut self.tap {
@@ -697,12 +705,12 @@ impl<R: Runtime> Driver<R> {
                 }
                 match self.session.enqueue_batch(now, batch, delivery) {
                     Ok(id) => {
-                        self.receipts.insert(id, (reply, true));
+                        self.receipts.insert(id, (slot, true));
                     }
                     Err(r) => {
                         let b = Batch::from_vec(r.payload).unwrap_or_default();
                         let u = Undelivered::batch(Outcome::Rejected(r.reason), b);
-                        self.settled.push((reply, Err(u)));
+                        self.settled.push((slot, Err(u)));
                     }
                 }
             }
@@ -727,7 +735,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn all_handles_dropped(&mut self, now: Instant) {
-        self.cmds = None;
+        self.handles = false;
         tracing::debug!("every handle dropped: closing");
         let drain = self.drop_drain;
         self.close(now, CloseMode::Graceful { drain });
@@ -738,33 +746,43 @@ impl<R: Runtime> Driver<R> {
         self.conn = None;
         self.dialing = None;
         self.resolving = None;
-        if let Some(mut rx) = self.cmds.take() {
-            rx.close();
-            while let Ok(c) = rx.try_recv() {
-                match c {
-                    Command::Send { payload, reply, .. } => {
-                        let outcome = Outcome::Rejected(RejectReason::Closed);
-                        let _ = reply.send(Err(Undelivered::new(outcome, payload)));
-                    }
-                    Command::SendBatch { batch, reply, .. } => {
-                        let outcome = Outcome::Rejected(RejectReason::Closed);
-                        let _ = reply.send(Err(Undelivered::batch(outcome, batch)));
-                    }
-                    Command::Close { done, .. } => self.close_waiters.push(done),
-                    Command::Reconnect => {}
+        // Commands taken but not handled: their messages come back rejected.
+        let closed = Outcome::Rejected(RejectReason::Closed);
+        for c in std::mem::take(&mut self.cmds) {
+            match c {
+                Command::Send { payload, slot, .. } => {
+                    self.settled
+                        .push((slot, Err(Undelivered::new(closed, payload))));
                 }
+                Command::SendBatch { batch, slot, .. } => {
+                    self.settled
+                        .push((slot, Err(Undelivered::batch(closed, batch))));
+                }
+                Command::Close { done, .. } => self.close_waiters.push(done),
+                Command::Reconnect => {}
             }
         }
-        for (_, (reply, _)) in self.receipts.drain() {
+        for (_, (slot, _)) in self.receipts.drain() {
             // The core settles every message before it closes; this is a safety net.
             let outcome = Outcome::Abandoned(redial_core::AbandonReason::Closed);
-            let _ = reply.send(Err(Undelivered::new(outcome, Vec::new())));
+            self.settled
+                .push((slot, Err(Undelivered::new(outcome, Vec::new()))));
         }
         self.publish();
+        // From now on the mailbox refuses everything; what is still in it is rejected.
+        self.close_waiters.extend(self.mailbox.shut());
         for w in self.close_waiters.drain(..) {
             let _ = w.send(());
         }
         tracing::debug!("session task ended");
+    }
+}
+
+impl<R: Runtime> Drop for Driver<R> {
+    /// However the task ends (closed, or torn down with its runtime), no receipt is left
+    /// waiting and no handle can queue anything more.
+    fn drop(&mut self) {
+        drop(self.mailbox.shut());
     }
 }
 

@@ -9,6 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
+
+use crate::mailbox::Mailbox;
 use futures::Stream;
 use redial_core::{
     AbandonReason, Batch, CloseMode, Delivery, FrameError, Notification, Outcome, RejectReason,
@@ -17,15 +19,16 @@ use redial_core::{
 
 /// A user command for the session task.
 pub(crate) enum Command {
+    /// `slot`: the receipt's slot in the mailbox.
     Send {
         payload: Vec<u8>,
         delivery: Delivery,
-        reply: oneshot::Sender<Result<(), Undelivered>>,
+        slot: u32,
     },
     SendBatch {
         batch: Batch,
         delivery: Delivery,
-        reply: oneshot::Sender<Result<(), Undelivered>>,
+        slot: u32,
     },
     Close {
         mode: CloseMode,
@@ -114,7 +117,16 @@ impl std::error::Error for Undelivered {}
 /// Dropping a receipt does not cancel the message.
 #[must_use = "a receipt tells whether the message was delivered"]
 pub struct Receipt {
-    rx: Result<oneshot::Receiver<Result<(), Undelivered>>, Option<Undelivered>>,
+    state: ReceiptState,
+}
+
+enum ReceiptState {
+    /// Waiting on a slot of the session's mailbox.
+    Slot(Arc<Mailbox>, u32),
+    /// Known at once (the session had ended).
+    Ready(Box<Undelivered>),
+    /// Resolved and returned.
+    Taken,
 }
 
 impl fmt::Debug for Receipt {
@@ -127,30 +139,53 @@ impl Future for Receipt {
     type Output = Result<(), Undelivered>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.rx {
-            Ok(rx) => Pin::new(rx).poll(cx).map(|r| {
-                // The task settles every message before it ends; a dropped sender means it
-                // was torn down (e.g. its runtime shut down), so the message is abandoned.
-                r.unwrap_or_else(|_| {
-                    Err(Undelivered::new(
-                        Outcome::Abandoned(AbandonReason::Closed),
-                        Vec::new(),
-                    ))
-                })
-            }),
-            Err(u) => Poll::Ready(Err(u.take().unwrap_or_else(|| {
-                Undelivered::new(Outcome::Rejected(RejectReason::Closed), Vec::new())
-            }))),
+        let v = match &self.state {
+            ReceiptState::Slot(mb, slot) => std::task::ready!(mb.poll_slot(*slot, cx)),
+            ReceiptState::Ready(_) => match std::mem::replace(&mut self.state, ReceiptState::Taken)
+            {
+                ReceiptState::Ready(u) => Err(*u),
+                _ => unreachable!("matched above"),
+            },
+            // Polled again after it resolved.
+            ReceiptState::Taken => Err(Undelivered::new(
+                Outcome::Abandoned(AbandonReason::Closed),
+                Vec::new(),
+            )),
+        };
+        self.state = ReceiptState::Taken;
+        Poll::Ready(v)
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if let ReceiptState::Slot(mb, slot) = &self.state {
+            mb.forget(*slot);
         }
     }
 }
 
 /// A cloneable handle to a running session. Dropping every clone closes the session
 /// gracefully (a short drain, see [`crate::Builder::drop_drain`]).
-#[derive(Clone)]
 pub struct Handle {
-    pub(crate) tx: mpsc::UnboundedSender<Command>,
+    pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) shared: Arc<Shared>,
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Self {
+        self.mailbox.handle_cloned();
+        Handle {
+            mailbox: Arc::clone(&self.mailbox),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.mailbox.handle_dropped();
+    }
 }
 
 impl fmt::Debug for Handle {
@@ -165,45 +200,55 @@ impl Handle {
     /// Enqueues a message now (messages keep the order of `send` calls) and returns its
     /// receipt. A closed session hands the message straight back as rejected.
     pub fn send(&self, payload: Vec<u8>, delivery: Delivery) -> Receipt {
-        let (reply, rx) = oneshot::channel();
-        match self.tx.unbounded_send(Command::Send {
+        let pushed = self.mailbox.push_tracked(|slot| Command::Send {
             payload,
             delivery,
-            reply,
-        }) {
-            Ok(()) => Receipt { rx: Ok(rx) },
-            Err(e) => {
-                let payload = match e.into_inner() {
+            slot,
+        });
+        match pushed {
+            Ok(slot) => self.receipt(slot),
+            Err(cmd) => {
+                let payload = match cmd {
                     Command::Send { payload, .. } => payload,
                     _ => Vec::new(),
                 };
                 let u = Undelivered::new(Outcome::Rejected(RejectReason::Closed), payload);
-                Receipt { rx: Err(Some(u)) }
+                Receipt {
+                    state: ReceiptState::Ready(Box::new(u)),
+                }
             }
+        }
+    }
+
+    fn receipt(&self, slot: u32) -> Receipt {
+        Receipt {
+            state: ReceiptState::Slot(Arc::clone(&self.mailbox), slot),
         }
     }
 
     /// Enqueues many messages as one [`Batch`]: one queue entry, one write, one receipt, and
     /// one outcome for all of them (see [`Batch`]). Each message is framed by the session's
     /// codec when written. This is the fast path for streams of small messages: building a
-    /// batch copies borrowed bytes into one buffer, so there is no allocation, channel
-    /// message or receipt per message. An undelivered batch comes back whole in
+    /// batch copies borrowed bytes into one buffer, so there is no allocation, command or
+    /// receipt per message. An undelivered batch comes back whole in
     /// [`Undelivered::batch`].
     pub fn send_batch(&self, batch: Batch, delivery: Delivery) -> Receipt {
-        let (reply, rx) = oneshot::channel();
-        match self.tx.unbounded_send(Command::SendBatch {
+        let pushed = self.mailbox.push_tracked(|slot| Command::SendBatch {
             batch,
             delivery,
-            reply,
-        }) {
-            Ok(()) => Receipt { rx: Ok(rx) },
-            Err(e) => {
-                let batch = match e.into_inner() {
+            slot,
+        });
+        match pushed {
+            Ok(slot) => self.receipt(slot),
+            Err(cmd) => {
+                let batch = match cmd {
                     Command::SendBatch { batch, .. } => batch,
                     _ => Batch::new(),
                 };
                 let u = Undelivered::batch(Outcome::Rejected(RejectReason::Closed), batch);
-                Receipt { rx: Err(Some(u)) }
+                Receipt {
+                    state: ReceiptState::Ready(Box::new(u)),
+                }
             }
         }
     }
@@ -222,14 +267,14 @@ impl Handle {
 
     /// Skips the backoff wait, or drops the live connection and dials again.
     pub fn reconnect_now(&self) {
-        let _ = self.tx.unbounded_send(Command::Reconnect);
+        let _ = self.mailbox.push(Command::Reconnect);
     }
 
     /// Closes the session; the future resolves once the session task has ended (at once if
     /// it already has). Every receipt is resolved by then.
     pub fn close(&self, mode: CloseMode) -> impl Future<Output = ()> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let _ = self.tx.unbounded_send(Command::Close { mode, done });
+        let _ = self.mailbox.push(Command::Close { mode, done });
         async move {
             let _ = rx.await;
         }
@@ -242,7 +287,7 @@ impl Handle {
 
     /// Whether the session task has ended.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        !self.mailbox.is_open()
     }
 }
 

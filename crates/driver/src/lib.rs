@@ -47,6 +47,7 @@ mod builder;
 mod driver;
 mod error;
 mod handle;
+mod mailbox;
 mod runtime;
 mod socket;
 mod tap;

@@ -35,3 +35,46 @@ fn connector_and_build_on_dedicated_thread() {
         std::thread::spawn(move || block_on(task));
     }));
 }
+
+/// A runtime shut down under a live session: every receipt still resolves (abandoned), and
+/// the handle refuses new messages.
+#[test]
+fn receipts_resolve_when_the_runtime_is_torn_down() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (handle, receipt) = rt.block_on(async {
+        // Nothing listens there: the message waits in the queue.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (h, _i, _e) = redial_tokio::builder(dead)
+            .config(common::fast())
+            .spawn()
+            .unwrap();
+        let r = h.send(b"stranded".to_vec(), redial_tokio::Delivery::AtMostOnce);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        (h, r)
+    });
+    drop(rt);
+    // Bounded: a receipt nobody resolves would hang here forever.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(futures::executor::block_on(receipt)));
+    let outcome = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the receipt resolves once the runtime is gone")
+        .unwrap_err()
+        .outcome;
+    assert_eq!(
+        outcome,
+        redial_tokio::Outcome::Abandoned(redial_tokio::AbandonReason::Closed)
+    );
+    assert!(handle.is_closed());
+    let late = futures::executor::block_on(handle.send(b"late".to_vec(), Default::default()));
+    assert_eq!(
+        late.unwrap_err().outcome,
+        redial_tokio::Outcome::Rejected(redial_tokio::RejectReason::Closed)
+    );
+}
