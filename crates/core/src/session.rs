@@ -66,25 +66,35 @@ struct Conn {
 }
 
 /// The configured durations the connected phase needs, converted to nanoseconds once.
+/// An unconfigured one is `u64::MAX`, so `t.saturating_add(d)` is `u64::MAX` ("never").
 #[derive(Clone, Copy, Debug)]
 struct Nanos {
     /// `heartbeat.interval`, when a heartbeat is configured.
-    hb_interval: Option<u64>,
+    hb_interval: u64,
     /// The heartbeat timeout in force (`RttEstimator::timeout`), refreshed at each RTT sample.
     hb_timeout: u64,
-    read_idle: Option<u64>,
-    write: Option<u64>,
+    read_idle: u64,
+    write: u64,
+    /// Whether a write timeout is configured.
+    has_write: bool,
+    /// Whether a heartbeat or a read-idle timeout is configured: the connection then always
+    /// has a deadline.
+    liveness: bool,
 }
 
 impl Nanos {
     fn new(cfg: &Config, rtt: &RttEstimator) -> Self {
         Nanos {
-            hb_interval: cfg.heartbeat.map(|hb| duration_nanos(hb.interval)),
+            hb_interval: cfg
+                .heartbeat
+                .map_or(u64::MAX, |hb| duration_nanos(hb.interval)),
             hb_timeout: cfg
                 .heartbeat
-                .map_or(0, |hb| duration_nanos(rtt.timeout(&hb))),
-            read_idle: cfg.read_idle_timeout.map(duration_nanos),
-            write: cfg.write_timeout.map(duration_nanos),
+                .map_or(u64::MAX, |hb| duration_nanos(rtt.timeout(&hb))),
+            read_idle: cfg.read_idle_timeout.map_or(u64::MAX, duration_nanos),
+            write: cfg.write_timeout.map_or(u64::MAX, duration_nanos),
+            has_write: cfg.write_timeout.is_some(),
+            liveness: cfg.heartbeat.is_some() || cfg.read_idle_timeout.is_some(),
         }
     }
 }
@@ -263,9 +273,8 @@ impl<R: RngCore> Session<R> {
             // The steady state: an event of the live connection (the match below would pick
             // the same arm).
             if e == epoch {
+                // Refreshes the deadline and syncs the state itself, only when needed.
                 self.on_connection(event);
-                self.refresh_deadline();
-                self.sync_state();
                 return;
             }
         }
@@ -298,10 +307,7 @@ impl<R: RngCore> Session<R> {
             {
                 self.attempt_failed(epoch, Some(addr), error);
             }
-            (Phase::Connected { epoch: e, .. }, _) if e == epoch => {
-                self.on_connection(event);
-                self.refresh_deadline();
-            }
+            (Phase::Connected { epoch: e, .. }, _) if e == epoch => self.on_connection(event),
             (
                 Phase::Closing {
                     epoch: e, retry_at, ..
@@ -324,6 +330,9 @@ impl<R: RngCore> Session<R> {
         self.sync_state();
     }
 
+    /// An event of the live connection. Refreshes the connection deadline when the event
+    /// moved it, and syncs the reported state when the connection was lost.
+    #[inline]
     fn on_connection(&mut self, event: Event<'_>) {
         let now = self.now;
         match event {
@@ -332,6 +341,7 @@ impl<R: RngCore> Session<R> {
                 self.stats.bytes_read = self.stats.bytes_read.saturating_add(len as u64);
                 if len > 0 {
                     self.conn.last_read = now;
+                    self.refresh_deadline();
                 }
             }
             Event::Pong { .. } => {
@@ -339,39 +349,55 @@ impl<R: RngCore> Session<R> {
                 self.stats.pongs += 1;
                 // An unsolicited PONG proves liveness but gives no RTT sample.
                 if let Some(sent) = self.conn.ping_sent.take() {
-                    let sample = now - sent;
-                    self.rtt.sample(sample);
-                    if let Some(hb) = self.cfg.heartbeat {
-                        self.ns.hb_timeout = duration_nanos(self.rtt.timeout(&hb));
-                    }
-                    let smoothed = self.rtt.smoothed().unwrap_or(sample);
-                    self.notify(Notification::Rtt { sample, smoothed });
+                    self.rtt_sample(now - sent);
                 }
+                self.refresh_deadline();
             }
             Event::PeerPing { .. } => {
                 self.conn.last_read = now;
                 self.conn.pongs_owed = (self.conn.pongs_owed + 1).min(MAX_PONGS_OWED);
+                self.refresh_deadline();
             }
             Event::Written { .. } => {
                 // With nothing handed to the write (only PINGs or PONGs), `write_done` settles
                 // and moves nothing.
-                if self.conn.write_started.take().is_some() && self.ledger.writing_len() > 0 {
-                    let acks = self.cfg.acks;
-                    self.with_ledger(|l, settle| l.write_done(acks, settle));
+                if self.conn.write_started.take().is_some() {
+                    if self.ledger.writing_len() > 0 {
+                        let acks = self.cfg.acks;
+                        self.with_ledger(|l, settle| l.write_done(acks, settle));
+                    }
+                    self.refresh_deadline();
                 }
             }
             Event::Acked { count, .. } => {
                 if let Err(e) = self.with_ledger(|l, settle| l.ack(count, settle)) {
-                    self.lose(DisconnectReason::Protocol(e));
+                    self.lost(DisconnectReason::Protocol(e));
                 }
             }
-            Event::Eof { .. } => self.lose(DisconnectReason::Eof),
-            Event::IoError { error, .. } => self.lose(DisconnectReason::Io(error)),
-            Event::ProtocolError { error, .. } => self.lose(DisconnectReason::Protocol(error)),
-            Event::Closed { .. } => self.lose(DisconnectReason::Io(NetError::Aborted)),
+            Event::Eof { .. } => self.lost(DisconnectReason::Eof),
+            Event::IoError { error, .. } => self.lost(DisconnectReason::Io(error)),
+            Event::ProtocolError { error, .. } => self.lost(DisconnectReason::Protocol(error)),
+            Event::Closed { .. } => self.lost(DisconnectReason::Io(NetError::Aborted)),
             // Resolution and dial events never carry a connected epoch.
             _ => self.stats.stale_events += 1,
         }
+    }
+
+    /// A PONG answered our PING after `sample`.
+    fn rtt_sample(&mut self, sample: Duration) {
+        self.rtt.sample(sample);
+        if let Some(hb) = self.cfg.heartbeat {
+            self.ns.hb_timeout = duration_nanos(self.rtt.timeout(&hb));
+        }
+        let smoothed = self.rtt.smoothed().unwrap_or(sample);
+        self.notify(Notification::Rtt { sample, smoothed });
+    }
+
+    /// [`Session::lose`] from an event, then the state change.
+    #[inline(never)]
+    fn lost(&mut self, reason: DisconnectReason) {
+        self.lose(reason);
+        self.sync_state();
     }
 
     /// Adds a message to the queue. It will end in exactly one [`Outcome`], reported as a
@@ -431,14 +457,42 @@ impl<R: RngCore> Session<R> {
 
     /// The next action. Call until it returns [`Action::Wait`]; then wait for that instant or
     /// for the next event, whichever comes first.
+    #[inline]
     pub fn poll(&mut self, now: Instant) -> Action {
         self.tick(now);
         if self.out.is_empty() {
-            if let Some(until) = self.idle_connected() {
-                return Action::Wait { until };
+            if let Phase::Connected { epoch, .. } = self.phase {
+                if self.drain_deadline.is_none() && self.reported == State::Connected {
+                    // The steady state: connected, not draining, nothing queued. Most often
+                    // no deadline has passed and no write is owed, so the answer is `Wait`.
+                    let deadline = self.conn.deadline;
+                    if deadline.is_none_or(|d| self.now < d) && !self.owes_write() {
+                        return Action::Wait { until: deadline };
+                    }
+                    return self.poll_connected(epoch);
+                }
             }
         }
         self.poll_round()
+    }
+
+    /// [`Session::poll`] in the steady state when a deadline passed or a write is owed.
+    /// Answers what a round of `step` would, without queueing: the one `Transmit` owed (the
+    /// next `poll` continues the round), or `Wait`.
+    #[inline(never)]
+    fn poll_connected(&mut self, epoch: Epoch) -> Action {
+        if self.conn.deadline.is_some_and(|d| self.now >= d) && self.connection_deadlines() {
+            // Lost: the rest of the round (and its state change) the long way.
+            self.sync_state();
+            self.steps();
+            return self.poll_round();
+        }
+        if self.owes_write() {
+            return self.transmit(epoch);
+        }
+        Action::Wait {
+            until: self.conn.deadline,
+        }
     }
 
     /// The rest of [`Session::poll`] (after `tick`): a round of `step` if nothing is queued,
@@ -469,22 +523,6 @@ impl<R: RngCore> Session<R> {
                 break;
             }
         }
-    }
-
-    /// The common case of [`Session::poll`], answered without a round of `step`: connected,
-    /// not draining, no deadline passed and nothing to write, so `step` would do nothing and
-    /// the answer is `Wait` until the cached connection deadline. `None` when any of that is
-    /// not so (the full round then decides).
-    #[inline]
-    fn idle_connected(&self) -> Option<Option<Instant>> {
-        let c = &self.conn;
-        let idle = matches!(self.phase, Phase::Connected { .. })
-            && self.drain_deadline.is_none()
-            && self.reported == State::Connected
-            && c.deadline.is_none_or(|d| self.now < d)
-            && (c.write_started.is_some()
-                || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0));
-        idle.then_some(c.deadline)
     }
 
     fn tick(&mut self, now: Instant) {
@@ -605,57 +643,62 @@ impl<R: RngCore> Session<R> {
 
     /// Recomputes `conn.deadline` from the connection state; call after any change to
     /// `last_read`, `ping_sent`, `ping_wanted`, `write_started` or the RTT estimate.
+    #[inline]
     fn refresh_deadline(&mut self) {
-        let c = &self.conn;
+        let (c, ns) = (&self.conn, &self.ns);
         let last = c.last_read.as_nanos();
-        let mut d = u64::MAX;
-        let mut any = false;
-        if let Some(interval) = self.ns.hb_interval {
-            let ping_at = last.saturating_add(interval);
-            any = true;
-            d = ping_at.saturating_add(self.ns.hb_timeout);
-            if c.ping_sent.is_none() && !c.ping_wanted {
-                d = ping_at;
-            }
-        }
-        if let Some(idle) = self.ns.read_idle {
-            any = true;
-            d = d.min(last.saturating_add(idle));
-        }
-        if let (Some(started), Some(limit)) = (c.write_started, self.ns.write) {
-            any = true;
-            d = d.min(started.as_nanos().saturating_add(limit));
-        }
-        self.conn.deadline = any.then_some(Instant::from_nanos(d));
+        // Unconfigured durations are `u64::MAX`, so their deadlines saturate to "never".
+        let ping_at = last.saturating_add(ns.hb_interval);
+        let hb = if c.ping_sent.is_none() && !c.ping_wanted {
+            ping_at
+        } else {
+            ping_at.saturating_add(ns.hb_timeout)
+        };
+        let idle = last.saturating_add(ns.read_idle);
+        let (write, writing) = match c.write_started {
+            Some(started) => (started.as_nanos().saturating_add(ns.write), ns.has_write),
+            None => (u64::MAX, false),
+        };
+        let any = ns.liveness || writing;
+        self.conn.deadline = any.then_some(Instant::from_nanos(hb.min(idle).min(write)));
     }
 
     fn liveness_deadline(&self) -> Option<Instant> {
         let last = self.conn.last_read.as_nanos();
-        let hb = self
-            .ns
-            .hb_interval
-            .map(|i| last.saturating_add(i).saturating_add(self.ns.hb_timeout));
-        let idle = self.ns.read_idle.map(|d| last.saturating_add(d));
-        let d = match (hb, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, None) => a,
-            (None, b) => b,
-        };
-        d.map(Instant::from_nanos)
+        let hb = last
+            .saturating_add(self.ns.hb_interval)
+            .saturating_add(self.ns.hb_timeout);
+        let idle = last.saturating_add(self.ns.read_idle);
+        self.ns
+            .liveness
+            .then_some(Instant::from_nanos(hb.min(idle)))
     }
 
     fn step_connected(&mut self, epoch: Epoch) -> bool {
-        let now = self.now;
-        let c = self.conn;
-        if c.deadline.is_none_or(|d| now < d) {
-            // No deadline has passed: only owed writes can make progress.
-            if c.write_started.is_some()
-                || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0)
-            {
-                return false;
-            }
-            return self.transmit(epoch);
+        if self.conn.deadline.is_some_and(|d| self.now >= d) && self.connection_deadlines() {
+            return true;
         }
+        if self.owes_write() {
+            let action = self.transmit(epoch);
+            self.push(action);
+            return true;
+        }
+        false
+    }
+
+    /// Whether a write is owed and may start now: none in progress, and PONGs, a PING or
+    /// queued messages are waiting.
+    #[inline]
+    fn owes_write(&self) -> bool {
+        let c = &self.conn;
+        c.write_started.is_none() && (c.pongs_owed > 0 || c.ping_wanted || self.ledger.queued() > 0)
+    }
+
+    /// The connection deadline has passed: declares the connection lost (returns true) if its
+    /// liveness or write deadline passed, else marks the PING that is due.
+    #[inline(never)]
+    fn connection_deadlines(&mut self) -> bool {
+        let now = self.now;
         if self.liveness_deadline().is_some_and(|d| now >= d) {
             self.stats.liveness_timeouts += 1;
             let silent_for = now - self.conn.last_read;
@@ -677,27 +720,21 @@ impl<R: RngCore> Session<R> {
                 return true;
             }
         }
-        if let Some(interval) = self.ns.hb_interval {
-            let c = &mut self.conn;
-            if c.ping_sent.is_none()
-                && !c.ping_wanted
-                && now.as_nanos() >= c.last_read.as_nanos().saturating_add(interval)
-            {
-                c.ping_wanted = true;
-                self.refresh_deadline();
-            }
-        }
-        let c = self.conn;
-        if c.write_started.is_some()
-            || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0)
+        let c = &mut self.conn;
+        if c.ping_sent.is_none()
+            && !c.ping_wanted
+            && now.as_nanos() >= c.last_read.as_nanos().saturating_add(self.ns.hb_interval)
         {
-            return false;
+            c.ping_wanted = true;
+            self.refresh_deadline();
         }
-        self.transmit(epoch)
+        false
     }
 
-    /// Starts a write of whatever is owed: PONGs, a PING, queued messages.
-    fn transmit(&mut self, epoch: Epoch) -> bool {
+    /// Starts a write of whatever is owed: PONGs, a PING, queued messages. Returns the
+    /// [`Action::Transmit`] for the caller to hand out (or queue).
+    #[inline]
+    fn transmit(&mut self, epoch: Epoch) -> Action {
         let now = self.now;
         let c = self.conn;
         let messages = if self.ledger.queued() > 0 {
@@ -706,12 +743,6 @@ impl<R: RngCore> Session<R> {
         } else {
             0
         };
-        self.push(Action::Transmit {
-            epoch,
-            pongs: c.pongs_owed,
-            ping: c.ping_wanted,
-            messages,
-        });
         if c.ping_wanted {
             self.stats.pings += 1;
             self.conn.ping_sent = Some(now);
@@ -720,7 +751,12 @@ impl<R: RngCore> Session<R> {
         self.conn.pongs_owed = 0;
         self.conn.write_started = Some(now);
         self.refresh_deadline();
-        true
+        Action::Transmit {
+            epoch,
+            pongs: c.pongs_owed,
+            ping: c.ping_wanted,
+            messages,
+        }
     }
 
     fn start_dial(&mut self, epoch: Epoch, addr: SocketAddr) {
