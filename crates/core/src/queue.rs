@@ -146,6 +146,7 @@ impl Ledger {
 
     /// Hands queued messages to a new write: at least one (even if larger than `max_bytes`),
     /// then as many as fit. Returns how many.
+    #[inline]
     pub(crate) fn start_write(&mut self, max_bytes: usize, max_messages: usize) -> usize {
         debug_assert_eq!(self.writing, 0, "one write at a time");
         let mut bytes = 0;
@@ -177,6 +178,7 @@ impl Ledger {
     }
 
     /// The write in progress completed.
+    #[inline]
     pub(crate) fn write_done(&mut self, acks: AckMode, settle: &mut dyn FnMut(Settled)) {
         match acks {
             AckMode::InOrder => self.awaiting_ack += core::mem::take(&mut self.writing),
@@ -190,6 +192,7 @@ impl Ledger {
 
     /// The peer confirmed the next `n` messages. Confirming more than was written means the
     /// peer (or the protocol mapping) lies: that is an error and nothing is settled.
+    #[inline]
     pub(crate) fn ack(
         &mut self,
         n: usize,
@@ -215,6 +218,7 @@ impl Ledger {
         Ok(())
     }
 
+    #[inline]
     fn pop_delivered(&mut self, settle: &mut dyn FnMut(Settled)) {
         let e = self
             .entries
