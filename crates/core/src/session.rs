@@ -73,6 +73,10 @@ struct Nanos {
     hb_interval: u64,
     /// The heartbeat timeout in force (`RttEstimator::timeout`), refreshed at each RTT sample.
     hb_timeout: u64,
+    /// `heartbeat.timeout` as configured (the cap of an adaptive timeout).
+    hb_max_timeout: u64,
+    /// `heartbeat.adaptive_floor`: when set, RTT samples adapt `hb_timeout`.
+    hb_floor: Option<u64>,
     read_idle: u64,
     write: u64,
     /// Whether a write timeout is configured.
@@ -91,6 +95,13 @@ impl Nanos {
             hb_timeout: cfg
                 .heartbeat
                 .map_or(u64::MAX, |hb| duration_nanos(rtt.timeout(&hb))),
+            hb_max_timeout: cfg
+                .heartbeat
+                .map_or(u64::MAX, |hb| duration_nanos(hb.timeout)),
+            hb_floor: cfg
+                .heartbeat
+                .and_then(|hb| hb.adaptive_floor)
+                .map(duration_nanos),
             read_idle: cfg.read_idle_timeout.map_or(u64::MAX, duration_nanos),
             write: cfg.write_timeout.map_or(u64::MAX, duration_nanos),
             has_write: cfg.write_timeout.is_some(),
@@ -331,7 +342,8 @@ impl<R: RngCore> Session<R> {
     }
 
     /// An event of the live connection. Refreshes the connection deadline when the event
-    /// moved it, and syncs the reported state when the connection was lost.
+    /// moved it, and syncs the reported state when the connection was lost. The light arms
+    /// are inline; the heavier ones are calls, so the common ones stay cheap.
     #[inline]
     fn on_connection(&mut self, event: Event<'_>) {
         let now = self.now;
@@ -344,36 +356,23 @@ impl<R: RngCore> Session<R> {
                     self.refresh_deadline();
                 }
             }
-            Event::Pong { .. } => {
-                self.conn.last_read = now;
-                self.stats.pongs += 1;
-                // An unsolicited PONG proves liveness but gives no RTT sample.
-                if let Some(sent) = self.conn.ping_sent.take() {
-                    self.rtt_sample(now - sent);
-                }
-                self.refresh_deadline();
-            }
+            Event::Pong { .. } => self.on_pong(),
             Event::PeerPing { .. } => {
                 self.conn.last_read = now;
                 self.conn.pongs_owed = (self.conn.pongs_owed + 1).min(MAX_PONGS_OWED);
                 self.refresh_deadline();
             }
             Event::Written { .. } => {
-                // With nothing handed to the write (only PINGs or PONGs), `write_done` settles
-                // and moves nothing.
                 if self.conn.write_started.take().is_some() {
+                    // With nothing handed to the write (only PINGs or PONGs), there is nothing
+                    // to settle or move.
                     if self.ledger.writing_len() > 0 {
-                        let acks = self.cfg.acks;
-                        self.with_ledger(|l, settle| l.write_done(acks, settle));
+                        self.write_done();
                     }
                     self.refresh_deadline();
                 }
             }
-            Event::Acked { count, .. } => {
-                if let Err(e) = self.with_ledger(|l, settle| l.ack(count, settle)) {
-                    self.lost(DisconnectReason::Protocol(e));
-                }
-            }
+            Event::Acked { count, .. } => self.on_acked(count),
             Event::Eof { .. } => self.lost(DisconnectReason::Eof),
             Event::IoError { error, .. } => self.lost(DisconnectReason::Io(error)),
             Event::ProtocolError { error, .. } => self.lost(DisconnectReason::Protocol(error)),
@@ -383,14 +382,41 @@ impl<R: RngCore> Session<R> {
         }
     }
 
-    /// A PONG answered our PING after `sample`.
-    fn rtt_sample(&mut self, sample: Duration) {
-        self.rtt.sample(sample);
-        if let Some(hb) = self.cfg.heartbeat {
-            self.ns.hb_timeout = duration_nanos(self.rtt.timeout(&hb));
+    /// The messages of the write in progress are written.
+    #[inline(never)]
+    fn write_done(&mut self) {
+        let acks = self.cfg.acks;
+        self.with_ledger(|l, settle| l.write_done(acks, settle));
+    }
+
+    /// The peer confirmed `count` messages.
+    #[inline(never)]
+    fn on_acked(&mut self, count: usize) {
+        if let Err(e) = self.with_ledger(|l, settle| l.ack(count, settle)) {
+            self.lost(DisconnectReason::Protocol(e));
         }
-        let smoothed = self.rtt.smoothed().unwrap_or(sample);
-        self.notify(Notification::Rtt { sample, smoothed });
+    }
+
+    /// The peer answered a PING.
+    #[inline(never)]
+    fn on_pong(&mut self) {
+        let now = self.now;
+        self.conn.last_read = now;
+        self.stats.pongs += 1;
+        // An unsolicited PONG proves liveness but gives no RTT sample.
+        if let Some(sent) = self.conn.ping_sent.take() {
+            let sample = now.as_nanos().saturating_sub(sent.as_nanos());
+            self.rtt.sample_nanos(sample);
+            let smoothed = self.rtt.smoothed_nanos();
+            if let Some(floor) = self.ns.hb_floor {
+                self.ns.hb_timeout = self.rtt.timeout_nanos(floor, self.ns.hb_max_timeout);
+            }
+            self.notify(Notification::Rtt {
+                sample: Duration::from_nanos(sample),
+                smoothed: Duration::from_nanos(smoothed),
+            });
+        }
+        self.refresh_deadline();
     }
 
     /// [`Session::lose`] from an event, then the state change.
