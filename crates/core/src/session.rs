@@ -724,37 +724,52 @@ impl<R: RngCore> Session<R> {
     /// liveness or write deadline passed, else marks the PING that is due.
     #[inline(never)]
     fn connection_deadlines(&mut self) -> bool {
-        let now = self.now;
-        if self.liveness_deadline().is_some_and(|d| now >= d) {
-            self.stats.liveness_timeouts += 1;
-            let silent_for = now - self.conn.last_read;
-            let by_idle = self
-                .cfg
-                .read_idle_timeout
-                .is_some_and(|d| now >= self.conn.last_read + d);
-            self.lose(if by_idle {
-                DisconnectReason::ReadIdle { silent_for }
-            } else {
-                DisconnectReason::HeartbeatTimeout { silent_for }
-            });
-            return true;
+        let now = self.now.as_nanos();
+        let last = self.conn.last_read.as_nanos();
+        if let Some(d) = self.liveness_deadline() {
+            if now >= d.as_nanos() {
+                self.liveness_lost();
+                return true;
+            }
         }
-        if let (Some(started), Some(limit)) = (self.conn.write_started, self.cfg.write_timeout) {
-            if now >= started + limit {
-                self.stats.write_timeouts += 1;
-                self.lose(DisconnectReason::WriteTimeout(limit));
+        if let Some(started) = self.conn.write_started {
+            if self.ns.has_write && now >= started.as_nanos().saturating_add(self.ns.write) {
+                self.write_timed_out();
                 return true;
             }
         }
         let c = &mut self.conn;
         if c.ping_sent.is_none()
             && !c.ping_wanted
-            && now.as_nanos() >= c.last_read.as_nanos().saturating_add(self.ns.hb_interval)
+            && now >= last.saturating_add(self.ns.hb_interval)
         {
             c.ping_wanted = true;
             self.refresh_deadline();
         }
         false
+    }
+
+    #[cold]
+    fn liveness_lost(&mut self) {
+        let now = self.now;
+        self.stats.liveness_timeouts += 1;
+        let silent_for = now - self.conn.last_read;
+        let by_idle = self
+            .cfg
+            .read_idle_timeout
+            .is_some_and(|d| now >= self.conn.last_read + d);
+        self.lose(if by_idle {
+            DisconnectReason::ReadIdle { silent_for }
+        } else {
+            DisconnectReason::HeartbeatTimeout { silent_for }
+        });
+    }
+
+    #[cold]
+    fn write_timed_out(&mut self) {
+        let limit = self.cfg.write_timeout.unwrap_or_default();
+        self.stats.write_timeouts += 1;
+        self.lose(DisconnectReason::WriteTimeout(limit));
     }
 
     /// Starts a write of whatever is owed: PONGs, a PING, queued messages. Returns the
