@@ -508,10 +508,7 @@ impl<R: RngCore> Session<R> {
     #[inline(never)]
     fn poll_connected(&mut self, epoch: Epoch) -> Action {
         if self.conn.deadline.is_some_and(|d| self.now >= d) && self.connection_deadlines() {
-            // Lost: the rest of the round (and its state change) the long way.
-            self.sync_state();
-            self.steps();
-            return self.poll_round();
+            return self.poll_after_loss();
         }
         if self.owes_write() {
             return self.transmit(epoch);
@@ -519,6 +516,16 @@ impl<R: RngCore> Session<R> {
         Action::Wait {
             until: self.conn.deadline,
         }
+    }
+
+    /// The connection was just lost in `poll_connected`: the rest of the round (and its state
+    /// change) the long way.
+    #[cold]
+    #[inline(never)]
+    fn poll_after_loss(&mut self) -> Action {
+        self.sync_state();
+        self.steps();
+        self.poll_round()
     }
 
     /// The rest of [`Session::poll`] (after `tick`): a round of `step` if nothing is queued,
@@ -772,6 +779,14 @@ impl<R: RngCore> Session<R> {
         self.lose(DisconnectReason::WriteTimeout(limit));
     }
 
+    /// Hands queued messages to a new write; returns how many. Out of line, so a write of
+    /// only PINGs or PONGs does not pay for the ledger walk.
+    #[inline(never)]
+    fn start_write(&mut self) -> usize {
+        self.ledger
+            .start_write(self.cfg.batch_bytes, self.cfg.batch_messages)
+    }
+
     /// Starts a write of whatever is owed: PONGs, a PING, queued messages. Returns the
     /// [`Action::Transmit`] for the caller to hand out (or queue).
     #[inline]
@@ -779,8 +794,7 @@ impl<R: RngCore> Session<R> {
         let now = self.now;
         let c = self.conn;
         let messages = if self.ledger.queued() > 0 {
-            self.ledger
-                .start_write(self.cfg.batch_bytes, self.cfg.batch_messages)
+            self.start_write()
         } else {
             0
         };
