@@ -81,6 +81,7 @@ impl Ledger {
 
     /// Adds a message, or refuses it. With [`Overflow::EvictOldest`], the oldest queued
     /// messages are evicted (returned as abandoned through `settle`) to make room.
+    #[inline]
     pub(crate) fn push(
         &mut self,
         payload: Vec<u8>,
