@@ -27,8 +27,11 @@ pub enum State {
 
 /// Something that happened, reported by the adapter. Socket events carry the [`Epoch`] of the
 /// attempt they belong to; events of an old epoch never touch the current connection.
+// An explicit tag: without it the discriminant hides in a niche of an error field, and every
+// `match` on an event has to decode it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum Event<'a> {
     /// A timer fired (early, late or twice is harmless: deadlines are absolute).
     Timer,

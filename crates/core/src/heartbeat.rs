@@ -3,54 +3,83 @@
 use core::time::Duration;
 
 use crate::config::Heartbeat;
+use crate::time::duration_nanos;
 
 /// Smoothed RTT and its variation, as TCP computes them (RFC 6298).
+///
+/// Kept in nanoseconds (durations beyond `u64::MAX` nanoseconds, about 584 years, saturate),
+/// so a sample costs a few integer operations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RttEstimator {
-    smoothed: Option<Duration>,
-    variance: Duration,
-    latest: Option<Duration>,
+    /// Whether a sample exists (`smoothed` and `latest` are meaningful).
+    sampled: bool,
+    smoothed: u64,
+    variance: u64,
+    latest: u64,
 }
 
 impl RttEstimator {
     /// Adds one sample.
     pub fn sample(&mut self, rtt: Duration) {
-        self.latest = Some(rtt);
-        match self.smoothed {
-            None => {
-                self.smoothed = Some(rtt);
-                self.variance = rtt / 2;
-            }
-            Some(srtt) => {
-                let delta = srtt.abs_diff(rtt);
-                self.variance = (self.variance * 3 + delta) / 4;
-                self.smoothed = Some((srtt * 7 + rtt) / 8);
-            }
+        self.sample_nanos(duration_nanos(rtt));
+    }
+
+    /// [`RttEstimator::sample`] in nanoseconds.
+    #[inline]
+    pub(crate) fn sample_nanos(&mut self, rtt: u64) {
+        self.latest = rtt;
+        if self.sampled {
+            // In u128: `7 × srtt` may not fit a u64; the results never exceed their inputs.
+            let (srtt, var) = (u128::from(self.smoothed), u128::from(self.variance));
+            let delta = u128::from(self.smoothed.abs_diff(rtt));
+            self.variance = ((var * 3 + delta) / 4) as u64;
+            self.smoothed = ((srtt * 7 + u128::from(rtt)) / 8) as u64;
+        } else {
+            self.sampled = true;
+            self.smoothed = rtt;
+            self.variance = rtt / 2;
         }
     }
 
     /// The smoothed RTT, once a sample exists.
     pub fn smoothed(&self) -> Option<Duration> {
+        self.sampled.then(|| Duration::from_nanos(self.smoothed))
+    }
+
+    /// The smoothed RTT in nanoseconds (zero before the first sample).
+    #[inline]
+    pub(crate) fn smoothed_nanos(&self) -> u64 {
         self.smoothed
     }
 
     /// The RTT variation (zero before the first sample).
     pub fn variance(&self) -> Duration {
-        self.variance
+        Duration::from_nanos(self.variance)
     }
 
     /// The most recent sample.
     pub fn latest(&self) -> Option<Duration> {
-        self.latest
+        self.sampled.then(|| Duration::from_nanos(self.latest))
     }
 
     /// The heartbeat timeout in force: the configured one, or, when adaptive, `max(floor,
     /// srtt + 4 × rttvar)` capped by the configured one.
     pub fn timeout(&self, hb: &Heartbeat) -> Duration {
-        match (hb.adaptive_floor, self.smoothed) {
-            (Some(floor), Some(srtt)) => (srtt + self.variance * 4).clamp(floor, hb.timeout),
+        match hb.adaptive_floor {
+            Some(floor) if self.sampled => Duration::from_nanos(
+                self.timeout_nanos(duration_nanos(floor), duration_nanos(hb.timeout)),
+            ),
             _ => hb.timeout,
         }
+    }
+
+    /// The adaptive timeout of [`RttEstimator::timeout`] in nanoseconds, once sampled.
+    #[inline]
+    pub(crate) fn timeout_nanos(&self, floor: u64, timeout: u64) -> u64 {
+        self.smoothed
+            .saturating_add(self.variance.saturating_mul(4))
+            .max(floor)
+            .min(timeout)
     }
 }
 

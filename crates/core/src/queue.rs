@@ -128,6 +128,7 @@ impl Ledger {
 
     /// Adds a message (or a batch), or refuses it. With [`Overflow::EvictOldest`], the oldest
     /// queued messages are evicted (returned as abandoned through `settle`) to make room.
+    #[inline]
     pub(crate) fn push(
         &mut self,
         item: Item,
@@ -214,6 +215,7 @@ impl Ledger {
 
     /// Hands queued messages to a new write: at least one (even if larger than `max_bytes`),
     /// then as many as fit. Returns how many.
+    #[inline]
     pub(crate) fn start_write(&mut self, max_bytes: usize, max_messages: usize) -> usize {
         debug_assert_eq!(self.writing, 0, "one write at a time");
         let mut bytes = 0;
@@ -245,6 +247,7 @@ impl Ledger {
     }
 
     /// The write in progress completed.
+    #[inline]
     pub(crate) fn write_done(&mut self, acks: AckMode, settle: &mut dyn FnMut(Settled)) {
         match acks {
             AckMode::InOrder => self.awaiting_ack += core::mem::take(&mut self.writing),
@@ -259,6 +262,7 @@ impl Ledger {
     /// The peer confirmed the next `n` wire messages (a batch takes one per message).
     /// Confirming more than was written means the peer (or the protocol mapping) lies: that is
     /// an error and nothing is settled.
+    #[inline]
     pub(crate) fn ack(
         &mut self,
         mut n: usize,
@@ -295,6 +299,7 @@ impl Ledger {
         Ok(())
     }
 
+    #[inline]
     fn pop_delivered(&mut self, settle: &mut dyn FnMut(Settled)) {
         let e = self
             .entries

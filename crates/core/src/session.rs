@@ -66,25 +66,46 @@ struct Conn {
 }
 
 /// The configured durations the connected phase needs, converted to nanoseconds once.
+/// An unconfigured one is `u64::MAX`, so `t.saturating_add(d)` is `u64::MAX` ("never").
 #[derive(Clone, Copy, Debug)]
 struct Nanos {
     /// `heartbeat.interval`, when a heartbeat is configured.
-    hb_interval: Option<u64>,
+    hb_interval: u64,
     /// The heartbeat timeout in force (`RttEstimator::timeout`), refreshed at each RTT sample.
     hb_timeout: u64,
-    read_idle: Option<u64>,
-    write: Option<u64>,
+    /// `heartbeat.timeout` as configured (the cap of an adaptive timeout).
+    hb_max_timeout: u64,
+    /// `heartbeat.adaptive_floor`: when set, RTT samples adapt `hb_timeout`.
+    hb_floor: Option<u64>,
+    read_idle: u64,
+    write: u64,
+    /// Whether a write timeout is configured.
+    has_write: bool,
+    /// Whether a heartbeat or a read-idle timeout is configured: the connection then always
+    /// has a deadline.
+    liveness: bool,
 }
 
 impl Nanos {
     fn new(cfg: &Config, rtt: &RttEstimator) -> Self {
         Nanos {
-            hb_interval: cfg.heartbeat.map(|hb| duration_nanos(hb.interval)),
+            hb_interval: cfg
+                .heartbeat
+                .map_or(u64::MAX, |hb| duration_nanos(hb.interval)),
             hb_timeout: cfg
                 .heartbeat
-                .map_or(0, |hb| duration_nanos(rtt.timeout(&hb))),
-            read_idle: cfg.read_idle_timeout.map(duration_nanos),
-            write: cfg.write_timeout.map(duration_nanos),
+                .map_or(u64::MAX, |hb| duration_nanos(rtt.timeout(&hb))),
+            hb_max_timeout: cfg
+                .heartbeat
+                .map_or(u64::MAX, |hb| duration_nanos(hb.timeout)),
+            hb_floor: cfg
+                .heartbeat
+                .and_then(|hb| hb.adaptive_floor)
+                .map(duration_nanos),
+            read_idle: cfg.read_idle_timeout.map_or(u64::MAX, duration_nanos),
+            write: cfg.write_timeout.map_or(u64::MAX, duration_nanos),
+            has_write: cfg.write_timeout.is_some(),
+            liveness: cfg.heartbeat.is_some() || cfg.read_idle_timeout.is_some(),
         }
     }
 }
@@ -264,9 +285,8 @@ impl<R: RngCore> Session<R> {
             // The steady state: an event of the live connection (the match below would pick
             // the same arm).
             if e == epoch {
+                // Refreshes the deadline and syncs the state itself, only when needed.
                 self.on_connection(event);
-                self.refresh_deadline();
-                self.sync_state();
                 return;
             }
         }
@@ -299,10 +319,7 @@ impl<R: RngCore> Session<R> {
             {
                 self.attempt_failed(epoch, Some(addr), error);
             }
-            (Phase::Connected { epoch: e, .. }, _) if e == epoch => {
-                self.on_connection(event);
-                self.refresh_deadline();
-            }
+            (Phase::Connected { epoch: e, .. }, _) if e == epoch => self.on_connection(event),
             (
                 Phase::Closing {
                     epoch: e, retry_at, ..
@@ -325,6 +342,10 @@ impl<R: RngCore> Session<R> {
         self.sync_state();
     }
 
+    /// An event of the live connection. Refreshes the connection deadline when the event
+    /// moved it, and syncs the reported state when the connection was lost. The light arms
+    /// are inline; the heavier ones are calls, so the common ones stay cheap.
+    #[inline]
     fn on_connection(&mut self, event: Event<'_>) {
         let now = self.now;
         match event {
@@ -333,46 +354,77 @@ impl<R: RngCore> Session<R> {
                 self.stats.bytes_read = self.stats.bytes_read.saturating_add(len as u64);
                 if len > 0 {
                     self.conn.last_read = now;
+                    self.refresh_deadline();
                 }
             }
-            Event::Pong { .. } => {
-                self.conn.last_read = now;
-                self.stats.pongs += 1;
-                // An unsolicited PONG proves liveness but gives no RTT sample.
-                if let Some(sent) = self.conn.ping_sent.take() {
-                    let sample = now - sent;
-                    self.rtt.sample(sample);
-                    if let Some(hb) = self.cfg.heartbeat {
-                        self.ns.hb_timeout = duration_nanos(self.rtt.timeout(&hb));
-                    }
-                    let smoothed = self.rtt.smoothed().unwrap_or(sample);
-                    self.notify(Notification::Rtt { sample, smoothed });
-                }
-            }
+            Event::Pong { .. } => self.on_pong(),
             Event::PeerPing { .. } => {
                 self.conn.last_read = now;
                 self.conn.pongs_owed = (self.conn.pongs_owed + 1).min(MAX_PONGS_OWED);
+                self.refresh_deadline();
             }
             Event::Written { .. } => {
-                // With nothing handed to the write (only PINGs or PONGs), `write_done` settles
-                // and moves nothing.
-                if self.conn.write_started.take().is_some() && self.ledger.writing_len() > 0 {
-                    let acks = self.cfg.acks;
-                    self.with_ledger(|l, settle| l.write_done(acks, settle));
+                if self.conn.write_started.take().is_some() {
+                    // With nothing handed to the write (only PINGs or PONGs), there is nothing
+                    // to settle or move.
+                    if self.ledger.writing_len() > 0 {
+                        self.write_done();
+                    }
+                    self.refresh_deadline();
                 }
             }
-            Event::Acked { count, .. } => {
-                if let Err(e) = self.with_ledger(|l, settle| l.ack(count, settle)) {
-                    self.lose(DisconnectReason::Protocol(e));
-                }
-            }
-            Event::Eof { .. } => self.lose(DisconnectReason::Eof),
-            Event::IoError { error, .. } => self.lose(DisconnectReason::Io(error)),
-            Event::ProtocolError { error, .. } => self.lose(DisconnectReason::Protocol(error)),
-            Event::Closed { .. } => self.lose(DisconnectReason::Io(NetError::Aborted)),
+            Event::Acked { count, .. } => self.on_acked(count),
+            Event::Eof { .. } => self.lost(DisconnectReason::Eof),
+            Event::IoError { error, .. } => self.lost(DisconnectReason::Io(error)),
+            Event::ProtocolError { error, .. } => self.lost(DisconnectReason::Protocol(error)),
+            Event::Closed { .. } => self.lost(DisconnectReason::Io(NetError::Aborted)),
             // Resolution and dial events never carry a connected epoch.
             _ => self.stats.stale_events += 1,
         }
+    }
+
+    /// The messages of the write in progress are written.
+    #[inline(never)]
+    fn write_done(&mut self) {
+        let acks = self.cfg.acks;
+        self.with_ledger(|l, settle| l.write_done(acks, settle));
+    }
+
+    /// The peer confirmed `count` messages.
+    #[inline(never)]
+    fn on_acked(&mut self, count: usize) {
+        if let Err(e) = self.with_ledger(|l, settle| l.ack(count, settle)) {
+            self.lost(DisconnectReason::Protocol(e));
+        }
+    }
+
+    /// The peer answered a PING.
+    #[inline(never)]
+    fn on_pong(&mut self) {
+        let now = self.now;
+        self.conn.last_read = now;
+        self.stats.pongs += 1;
+        // An unsolicited PONG proves liveness but gives no RTT sample.
+        if let Some(sent) = self.conn.ping_sent.take() {
+            let sample = now.as_nanos().saturating_sub(sent.as_nanos());
+            self.rtt.sample_nanos(sample);
+            let smoothed = self.rtt.smoothed_nanos();
+            if let Some(floor) = self.ns.hb_floor {
+                self.ns.hb_timeout = self.rtt.timeout_nanos(floor, self.ns.hb_max_timeout);
+            }
+            self.notify(Notification::Rtt {
+                sample: Duration::from_nanos(sample),
+                smoothed: Duration::from_nanos(smoothed),
+            });
+        }
+        self.refresh_deadline();
+    }
+
+    /// [`Session::lose`] from an event, then the state change.
+    #[inline(never)]
+    fn lost(&mut self, reason: DisconnectReason) {
+        self.lose(reason);
+        self.sync_state();
     }
 
     /// Adds a message to the queue. It will end in exactly one [`Outcome`], reported as a
@@ -460,13 +512,48 @@ impl<R: RngCore> Session<R> {
 
     /// The next action. Call until it returns [`Action::Wait`]; then wait for that instant or
     /// for the next event, whichever comes first.
+    #[inline]
     pub fn poll(&mut self, now: Instant) -> Action {
         self.tick(now);
         if self.out.is_empty() {
-            if let Some(until) = self.idle_connected() {
-                return Action::Wait { until };
+            if let Phase::Connected { epoch, .. } = self.phase {
+                if self.drain_deadline.is_none() && self.reported == State::Connected {
+                    // The steady state: connected, not draining, nothing queued. Most often
+                    // no deadline has passed and no write is owed, so the answer is `Wait`.
+                    let deadline = self.conn.deadline;
+                    if deadline.is_none_or(|d| self.now < d) && !self.owes_write() {
+                        return Action::Wait { until: deadline };
+                    }
+                    return self.poll_connected(epoch);
+                }
             }
         }
+        self.poll_round()
+    }
+
+    /// [`Session::poll`] in the steady state when a deadline passed or a write is owed.
+    /// Answers what a round of `step` would, without queueing: the one `Transmit` owed (the
+    /// next `poll` continues the round), or `Wait`.
+    #[inline(never)]
+    fn poll_connected(&mut self, epoch: Epoch) -> Action {
+        if self.conn.deadline.is_some_and(|d| self.now >= d) && self.connection_deadlines() {
+            return self.poll_after_loss();
+        }
+        if self.owes_write() {
+            return self.transmit(epoch);
+        }
+        Action::Wait {
+            until: self.conn.deadline,
+        }
+    }
+
+    /// The connection was just lost in `poll_connected`: the rest of the round (and its state
+    /// change) the long way.
+    #[cold]
+    #[inline(never)]
+    fn poll_after_loss(&mut self) -> Action {
+        self.sync_state();
+        self.steps();
         self.poll_round()
     }
 
@@ -498,22 +585,6 @@ impl<R: RngCore> Session<R> {
                 break;
             }
         }
-    }
-
-    /// The common case of [`Session::poll`], answered without a round of `step`: connected,
-    /// not draining, no deadline passed and nothing to write, so `step` would do nothing and
-    /// the answer is `Wait` until the cached connection deadline. `None` when any of that is
-    /// not so (the full round then decides).
-    #[inline]
-    fn idle_connected(&self) -> Option<Option<Instant>> {
-        let c = &self.conn;
-        let idle = matches!(self.phase, Phase::Connected { .. })
-            && self.drain_deadline.is_none()
-            && self.reported == State::Connected
-            && c.deadline.is_none_or(|d| self.now < d)
-            && (c.write_started.is_some()
-                || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0));
-        idle.then_some(c.deadline)
     }
 
     fn tick(&mut self, now: Instant) {
@@ -634,113 +705,128 @@ impl<R: RngCore> Session<R> {
 
     /// Recomputes `conn.deadline` from the connection state; call after any change to
     /// `last_read`, `ping_sent`, `ping_wanted`, `write_started` or the RTT estimate.
+    #[inline]
     fn refresh_deadline(&mut self) {
-        let c = &self.conn;
+        let (c, ns) = (&self.conn, &self.ns);
         let last = c.last_read.as_nanos();
-        let mut d = u64::MAX;
-        let mut any = false;
-        if let Some(interval) = self.ns.hb_interval {
-            let ping_at = last.saturating_add(interval);
-            any = true;
-            d = ping_at.saturating_add(self.ns.hb_timeout);
-            if c.ping_sent.is_none() && !c.ping_wanted {
-                d = ping_at;
-            }
-        }
-        if let Some(idle) = self.ns.read_idle {
-            any = true;
-            d = d.min(last.saturating_add(idle));
-        }
-        if let (Some(started), Some(limit)) = (c.write_started, self.ns.write) {
-            any = true;
-            d = d.min(started.as_nanos().saturating_add(limit));
-        }
-        self.conn.deadline = any.then_some(Instant::from_nanos(d));
+        // Unconfigured durations are `u64::MAX`, so their deadlines saturate to "never".
+        let ping_at = last.saturating_add(ns.hb_interval);
+        let hb = if c.ping_sent.is_none() && !c.ping_wanted {
+            ping_at
+        } else {
+            ping_at.saturating_add(ns.hb_timeout)
+        };
+        let idle = last.saturating_add(ns.read_idle);
+        let (write, writing) = match c.write_started {
+            Some(started) => (started.as_nanos().saturating_add(ns.write), ns.has_write),
+            None => (u64::MAX, false),
+        };
+        let any = ns.liveness || writing;
+        self.conn.deadline = any.then_some(Instant::from_nanos(hb.min(idle).min(write)));
     }
 
     fn liveness_deadline(&self) -> Option<Instant> {
         let last = self.conn.last_read.as_nanos();
-        let hb = self
-            .ns
-            .hb_interval
-            .map(|i| last.saturating_add(i).saturating_add(self.ns.hb_timeout));
-        let idle = self.ns.read_idle.map(|d| last.saturating_add(d));
-        let d = match (hb, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, None) => a,
-            (None, b) => b,
-        };
-        d.map(Instant::from_nanos)
+        let hb = last
+            .saturating_add(self.ns.hb_interval)
+            .saturating_add(self.ns.hb_timeout);
+        let idle = last.saturating_add(self.ns.read_idle);
+        self.ns
+            .liveness
+            .then_some(Instant::from_nanos(hb.min(idle)))
     }
 
     fn step_connected(&mut self, epoch: Epoch) -> bool {
-        let now = self.now;
-        let c = self.conn;
-        if c.deadline.is_none_or(|d| now < d) {
-            // No deadline has passed: only owed writes can make progress.
-            if c.write_started.is_some()
-                || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0)
-            {
-                return false;
-            }
-            return self.transmit(epoch);
-        }
-        if self.liveness_deadline().is_some_and(|d| now >= d) {
-            self.stats.liveness_timeouts += 1;
-            let silent_for = now - self.conn.last_read;
-            let by_idle = self
-                .cfg
-                .read_idle_timeout
-                .is_some_and(|d| now >= self.conn.last_read + d);
-            self.lose(if by_idle {
-                DisconnectReason::ReadIdle { silent_for }
-            } else {
-                DisconnectReason::HeartbeatTimeout { silent_for }
-            });
+        if self.conn.deadline.is_some_and(|d| self.now >= d) && self.connection_deadlines() {
             return true;
         }
-        if let (Some(started), Some(limit)) = (self.conn.write_started, self.cfg.write_timeout) {
-            if now >= started + limit {
-                self.stats.write_timeouts += 1;
-                self.lose(DisconnectReason::WriteTimeout(limit));
+        if self.owes_write() {
+            let action = self.transmit(epoch);
+            self.push(action);
+            return true;
+        }
+        false
+    }
+
+    /// Whether a write is owed and may start now: none in progress, and PONGs, a PING or
+    /// queued messages are waiting.
+    #[inline]
+    fn owes_write(&self) -> bool {
+        let c = &self.conn;
+        c.write_started.is_none() && (c.pongs_owed > 0 || c.ping_wanted || self.ledger.queued() > 0)
+    }
+
+    /// The connection deadline has passed: declares the connection lost (returns true) if its
+    /// liveness or write deadline passed, else marks the PING that is due.
+    #[inline(never)]
+    fn connection_deadlines(&mut self) -> bool {
+        let now = self.now.as_nanos();
+        let last = self.conn.last_read.as_nanos();
+        if let Some(d) = self.liveness_deadline() {
+            if now >= d.as_nanos() {
+                self.liveness_lost();
                 return true;
             }
         }
-        if let Some(interval) = self.ns.hb_interval {
-            let c = &mut self.conn;
-            if c.ping_sent.is_none()
-                && !c.ping_wanted
-                && now.as_nanos() >= c.last_read.as_nanos().saturating_add(interval)
-            {
-                c.ping_wanted = true;
-                self.refresh_deadline();
+        if let Some(started) = self.conn.write_started {
+            if self.ns.has_write && now >= started.as_nanos().saturating_add(self.ns.write) {
+                self.write_timed_out();
+                return true;
             }
         }
-        let c = self.conn;
-        if c.write_started.is_some()
-            || (c.pongs_owed == 0 && !c.ping_wanted && self.ledger.queued() == 0)
+        let c = &mut self.conn;
+        if c.ping_sent.is_none()
+            && !c.ping_wanted
+            && now >= last.saturating_add(self.ns.hb_interval)
         {
-            return false;
+            c.ping_wanted = true;
+            self.refresh_deadline();
         }
-        self.transmit(epoch)
+        false
     }
 
-    /// Starts a write of whatever is owed: PONGs, a PING, queued messages.
-    fn transmit(&mut self, epoch: Epoch) -> bool {
+    #[cold]
+    fn liveness_lost(&mut self) {
+        let now = self.now;
+        self.stats.liveness_timeouts += 1;
+        let silent_for = now - self.conn.last_read;
+        let by_idle = self
+            .cfg
+            .read_idle_timeout
+            .is_some_and(|d| now >= self.conn.last_read + d);
+        self.lose(if by_idle {
+            DisconnectReason::ReadIdle { silent_for }
+        } else {
+            DisconnectReason::HeartbeatTimeout { silent_for }
+        });
+    }
+
+    #[cold]
+    fn write_timed_out(&mut self) {
+        let limit = self.cfg.write_timeout.unwrap_or_default();
+        self.stats.write_timeouts += 1;
+        self.lose(DisconnectReason::WriteTimeout(limit));
+    }
+
+    /// Hands queued messages to a new write; returns how many. Out of line, so a write of
+    /// only PINGs or PONGs does not pay for the ledger walk.
+    #[inline(never)]
+    fn start_write(&mut self) -> usize {
+        self.ledger
+            .start_write(self.cfg.batch_bytes, self.cfg.batch_messages)
+    }
+
+    /// Starts a write of whatever is owed: PONGs, a PING, queued messages. Returns the
+    /// [`Action::Transmit`] for the caller to hand out (or queue).
+    #[inline]
+    fn transmit(&mut self, epoch: Epoch) -> Action {
         let now = self.now;
         let c = self.conn;
         let messages = if self.ledger.queued() > 0 {
-            self.ledger
-                .start_write(self.cfg.batch_bytes, self.cfg.batch_messages)
+            self.start_write()
         } else {
             0
         };
-        self.push(Action::Transmit {
-            epoch,
-            pongs: c.pongs_owed,
-            ping: c.ping_wanted,
-            messages,
-        });
         if c.ping_wanted {
             self.stats.pings += 1;
             self.conn.ping_sent = Some(now);
@@ -749,7 +835,12 @@ impl<R: RngCore> Session<R> {
         self.conn.pongs_owed = 0;
         self.conn.write_started = Some(now);
         self.refresh_deadline();
-        true
+        Action::Transmit {
+            epoch,
+            pongs: c.pongs_owed,
+            ping: c.ping_wanted,
+            messages,
+        }
     }
 
     fn start_dial(&mut self, epoch: Epoch, addr: SocketAddr) {
