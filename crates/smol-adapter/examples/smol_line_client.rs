@@ -2,7 +2,7 @@
 //! events go to stderr. Against Redis (inline protocol, `PING` → `+PONG` heartbeat):
 //!
 //! ```text
-//! cargo run -p redial-smol --example line_client -- 127.0.0.1:6379
+//! cargo run -p redial-smol --example smol_line_client -- 127.0.0.1:6379
 //! ```
 //!
 //! Stop or restart the server while it runs: queued lines are delivered after the reconnect,
