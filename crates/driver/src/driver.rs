@@ -33,8 +33,6 @@ const READ_CHUNK: usize = 16 << 10;
 /// [`READ_CHUNK`] a step, up to the maximum frame plus [`READ_CHUNK`]) whenever a read fills
 /// it, so an idle session stays small and a busy one soon reads in large chunks.
 const READ_START: usize = 512;
-/// Read buffers kept per thread for sessions that hold no partial frame.
-const POOL_BUFFERS: usize = 4;
 /// Larger read buffers (grown for large frames) are freed rather than pooled.
 const POOL_KEEP: usize = 4 * READ_CHUNK;
 /// Commands taken per wakeup, so a burst of sends is one round, not thousands.
@@ -122,7 +120,7 @@ pub(crate) struct Driver<R: Runtime> {
     /// The one reusable write buffer.
     out: Vec<u8>,
     /// Empty unless a read is in progress or a partial frame is held: between reads a
-    /// session gives its buffer back to the thread's pool ([`pool`]).
+    /// session gives its buffer back to the thread ([`pool`]).
     read_buf: Vec<u8>,
     read_filled: usize,
     local: Vec<Local>,
@@ -796,33 +794,33 @@ impl<R: Runtime> Future for Driver<R> {
     }
 }
 
-/// Read buffers shared by the sessions of a thread. A session takes one for each read and
-/// gives it back once the read is decoded, keeping it only while it holds a partial frame:
-/// an idle session owns no read buffer, and a busy thread reuses a few warm ones.
+/// The read buffer of the sessions of a thread. A session takes it for a read and gives it
+/// back once the read is decoded (or was not ready), keeping a buffer only while it holds a
+/// partial frame: an idle session owns no read buffer, and a thread's sessions, polled one
+/// at a time, reuse one warm buffer. A single slot, so taking and giving back cost a few
+/// moves.
 mod pool {
-    use std::cell::RefCell;
+    use std::cell::Cell;
 
-    use super::{POOL_BUFFERS, POOL_KEEP};
+    use super::POOL_KEEP;
 
     thread_local! {
-        static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        static SLOT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     }
 
-    /// A pooled buffer, or an empty one (grown by the caller).
+    /// The thread's buffer, or an empty one (grown by the caller).
     pub(super) fn take() -> Vec<u8> {
-        POOL.try_with(|p| p.borrow_mut().pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        SLOT.try_with(Cell::take).unwrap_or_default()
     }
 
-    /// Gives `buf` back, unless the pool is full or `buf` is large.
+    /// Gives `buf` back, unless the slot is taken or `buf` is large (then it is freed).
     pub(super) fn put(buf: Vec<u8>) {
         if buf.len() <= POOL_KEEP {
-            let _ = POOL.try_with(|p| {
-                let mut p = p.borrow_mut();
-                if p.len() < POOL_BUFFERS {
-                    p.push(buf);
+            let _ = SLOT.try_with(|s| {
+                let held = s.replace(buf);
+                if held.capacity() != 0 {
+                    // Keep the one already there; `buf` is freed.
+                    drop(s.replace(held));
                 }
             });
         }
