@@ -1,6 +1,7 @@
 //! The session: one long-lived conversation's state machine.
 
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -125,7 +126,8 @@ const MAX_STEPS: usize = 16;
 /// [`Session::close`], [`Session::reconnect_now`]); then call [`Session::poll`] until it
 /// returns [`Action::Wait`]. Every call takes `now`; the session never reads a clock.
 pub struct Session<R = SplitMix64> {
-    cfg: Config,
+    /// Shared, immutable: sessions built from one configuration can hold one copy.
+    cfg: Arc<Config>,
     rng: R,
     now: Instant,
     phase: Phase,
@@ -149,16 +151,23 @@ pub struct Session<R = SplitMix64> {
 
 impl Session<SplitMix64> {
     /// A session with the default jitter generator seeded from `config.seed`. The first
-    /// attempt starts at the first [`Session::poll`].
-    pub fn new(config: Config, now: Instant) -> Result<Self, ConfigError> {
+    /// attempt starts at the first [`Session::poll`]. The config is kept behind an [`Arc`]:
+    /// pass an `Arc<Config>` to share one copy between many sessions.
+    pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Result<Self, ConfigError> {
+        let config = config.into();
         let rng = SplitMix64::new(config.seed);
         Session::with_rng(config, rng, now)
     }
 }
 
 impl<R: RngCore> Session<R> {
-    /// A session drawing jitter from `rng`.
-    pub fn with_rng(config: Config, rng: R, now: Instant) -> Result<Self, ConfigError> {
+    /// A session drawing jitter from `rng` (the config as in [`Session::new`]).
+    pub fn with_rng(
+        config: impl Into<Arc<Config>>,
+        rng: R,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        let config = config.into();
         config.validate()?;
         let now = now.min(END_OF_TIME);
         let rtt = RttEstimator::default();
@@ -996,6 +1005,18 @@ impl<R: RngCore> Session<R> {
         }
         self.with_ledger(|l, settle| l.abandon_all(abandon, settle));
         self.phase = Phase::Closed;
+    }
+}
+
+/// Memory: kept apart from the machine above.
+impl<R: RngCore> Session<R> {
+    /// Frees the spare capacity of the internal action queue once it is empty. The queue
+    /// keeps its capacity between rounds so steady state does not allocate; call this after
+    /// a rare burst (a state change) so an idle session does not keep the burst's buffer.
+    pub fn shrink_to_fit(&mut self) {
+        if self.out.is_empty() {
+            self.out = VecDeque::new();
+        }
     }
 }
 

@@ -5,17 +5,15 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use redial_core::{AckMode, Codec, Config, ConfigError, LineCodec, Session};
 
 use crate::driver::{Driver, Parts};
-use crate::handle::{Events, Handle, Inbound, Shared};
-use crate::mailbox::Mailbox;
+use crate::handle::{Events, Handle, Inbound, Publisher, Shared};
 use crate::runtime::Runtime;
 use crate::socket::SocketOptions;
 use crate::tap::Tap;
@@ -26,6 +24,9 @@ use crate::target::Target;
 /// returned stream and registers it with the runtime.
 pub type Connector =
     Arc<dyn Fn(SocketAddr) -> BoxFuture<'static, io::Result<std::net::TcpStream>> + Send + Sync>;
+
+/// The default of [`Builder::drop_drain`].
+pub(crate) const DEFAULT_DROP_DRAIN: Duration = Duration::from_secs(1);
 
 /// Configures a session. Nothing is spawned and nothing connects until [`Builder::spawn`]
 /// (or [`Builder::build`]).
@@ -64,7 +65,7 @@ impl<R: Runtime> Builder<R> {
             codec: Box::new(LineCodec::plain()),
             socket: SocketOptions::default(),
             connector: None,
-            drop_drain: Duration::from_secs(1),
+            drop_drain: DEFAULT_DROP_DRAIN,
             tap: None,
         }
     }
@@ -127,7 +128,13 @@ impl<R: Runtime> Builder<R> {
     /// Validates the configuration and builds the session without spawning it: the
     /// returned [`SessionTask`] must be polled (spawned, or awaited on a thread of your
     /// choice) for anything to happen.
-    pub fn build(mut self) -> Result<(Handle, Inbound, Events, SessionTask), ConfigError> {
+    pub fn build(self) -> Result<(Handle, Inbound, Events, SessionTask), ConfigError> {
+        let (h, i, e, driver) = self.assemble()?;
+        Ok((h, i, e, SessionTask(Box::pin(driver))))
+    }
+
+    /// The user's ends and the session's driver, not yet spawned.
+    fn assemble(mut self) -> Result<(Handle, Inbound, Events, Driver<R>), ConfigError> {
         if let Target::Addrs(a) = &self.target {
             if a.is_empty() {
                 return Err(ConfigError::NoAddresses);
@@ -137,13 +144,10 @@ impl<R: Runtime> Builder<R> {
             self.config.acks = acks;
         }
         let origin = self.runtime.now();
-        let session = Session::new(self.config.clone(), redial_core::Instant::ZERO)?;
+        let session = Session::new(share(&self.config), redial_core::Instant::ZERO)?;
         if let Some(tap) = &mut self.tap {
             tap.start(&self.config);
         }
-        let mailbox = Mailbox::new();
-        let (in_tx, in_rx) = mpsc::unbounded();
-        let (ev_tx, ev_rx) = mpsc::unbounded();
         let shared = Shared::new();
         let driver = Driver::new(Parts {
             rt: self.runtime,
@@ -154,25 +158,47 @@ impl<R: Runtime> Builder<R> {
             socket: self.socket,
             connector: self.connector,
             drop_drain: self.drop_drain,
-            mailbox: Arc::clone(&mailbox),
-            inbound: in_tx,
-            events: ev_tx,
-            shared: Arc::clone(&shared),
+            shared: Publisher(Arc::clone(&shared)),
             tap: self.tap,
         });
-        let handle = Handle { mailbox, shared };
-        let task = SessionTask(Box::pin(Box::new(driver).run()));
-        Ok((handle, Inbound { rx: in_rx }, Events { rx: ev_rx }, task))
+        let streams = (
+            Inbound {
+                shared: Arc::clone(&shared),
+            },
+            Events {
+                shared: Arc::clone(&shared),
+            },
+        );
+        let handle = Handle { shared };
+        Ok((handle, streams.0, streams.1, driver))
     }
 
     /// Validates the configuration and spawns the session task on the runtime. A bad
     /// configuration is an error here, before anything runs.
     pub fn spawn(self) -> Result<(Handle, Inbound, Events), ConfigError> {
         let rt = self.runtime.clone();
-        let (h, i, e, task) = self.build()?;
-        rt.spawn(task);
+        let (h, i, e, driver) = self.assemble()?;
+        // The driver itself is the task's future: stored inline in the runtime's task, not
+        // behind a `SessionTask` box.
+        rt.spawn(driver);
         Ok((h, i, e))
     }
+}
+
+/// The configuration as an `Arc`, shared with the previous session when equal: many
+/// sessions built from one configuration keep one copy of it (a `Config` is immutable once
+/// a session holds it).
+fn share(config: &Config) -> Arc<Config> {
+    static LAST: Mutex<Option<Weak<Config>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(c) = last.as_ref().and_then(Weak::upgrade) {
+        if *c == *config {
+            return c;
+        }
+    }
+    let c = Arc::new(config.clone());
+    *last = Some(Arc::downgrade(&c));
+    c
 }
 
 /// The session's task: the whole run loop as one future. Spawn it or await it.

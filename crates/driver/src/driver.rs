@@ -1,16 +1,15 @@
 //! The run loop: one task per session, owning the core, the sockets and every write.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant as StdInstant};
 
-use futures::channel::{mpsc, oneshot};
+use futures::channel::oneshot;
 use futures::future::{self, BoxFuture};
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures::FutureExt;
@@ -20,10 +19,10 @@ use redial_core::{
 };
 use socket2::SockRef;
 
-use crate::builder::Connector;
+use crate::builder::{Connector, DEFAULT_DROP_DRAIN};
 use crate::error::{classify, classify_resolve};
-use crate::handle::{Command, SessionEvent, Shared, Undelivered};
-use crate::mailbox::{Mailbox, Took, Verdict};
+use crate::handle::{Command, Publisher, SessionEvent, Undelivered};
+use crate::mailbox::{Took, Verdict};
 use crate::runtime::Runtime;
 use crate::socket::SocketOptions;
 use crate::tap::Tap;
@@ -35,6 +34,8 @@ const READ_CHUNK: usize = 16 << 10;
 /// [`READ_CHUNK`] a step, up to the maximum frame plus [`READ_CHUNK`]) whenever a read fills
 /// it, so an idle session stays small and a busy one soon reads in large chunks.
 const READ_START: usize = 512;
+/// Larger read buffers (grown for large frames) are freed rather than pooled.
+const POOL_KEEP: usize = 4 * READ_CHUNK;
 /// Commands taken per wakeup, so a burst of sends is one round, not thousands.
 const COMMAND_BATCH: usize = 256;
 
@@ -96,46 +97,58 @@ enum Local {
 }
 
 pub(crate) struct Driver<R: Runtime> {
-    rt: R,
+    /// Boxed so the driver is `Unpin` (it is the task's future) whatever `R` is; the usual
+    /// zero-sized runtime handles need no allocation.
+    rt: Box<R>,
     origin: StdInstant,
     session: Session,
     target: Target,
     codec: Box<dyn Codec + Send>,
-    socket: SocketOptions,
-    connector: Option<Connector>,
-    drop_drain: Duration,
-    mailbox: Arc<Mailbox>,
+    /// Non-default socket options, connector or drop drain; `None` (no allocation) for a
+    /// session built with the defaults.
+    custom: Option<Box<Custom>>,
     /// Commands taken from the mailbox, not yet handled.
     cmds: VecDeque<Command>,
     /// False once every handle is gone.
     handles: bool,
-    inbound: mpsc::UnboundedSender<Vec<u8>>,
-    events: mpsc::UnboundedSender<SessionEvent>,
-    shared: Arc<Shared>,
+    /// The state snapshot, the inbound and event streams and the mailbox.
+    shared: Publisher,
     tap: Option<Box<dyn Tap>>,
     receipts: Receipts,
     close_waiters: Vec<oneshot::Sender<()>>,
     /// The one timer, and the instant it is armed for.
     timer: Option<(StdInstant, Pin<Box<R::Sleep>>)>,
-    /// The core's deadline as of the last round.
-    deadline: Option<StdInstant>,
     resolving: Option<(Epoch, BoxFuture<'static, io::Result<Vec<SocketAddr>>>)>,
     dialing: Option<(Epoch, BoxFuture<'static, io::Result<Halves<R>>>)>,
     conn: Option<Conn<R>>,
     /// The one reusable write buffer.
     out: Vec<u8>,
+    /// Empty unless a read is in progress or a partial frame is held: between reads a
+    /// session gives its buffer back to the thread ([`pool`]).
     read_buf: Vec<u8>,
     read_filled: usize,
     local: Vec<Local>,
     /// The OS error text behind the latest failure of an epoch, for the event stream.
-    last_error: Option<(Epoch, String)>,
+    last_error: Option<Box<(Epoch, String)>>,
     /// Which of commands and I/O `poll_wake` tries first this time.
     commands_first: bool,
-    /// Outcomes and events of this round, handed out after the snapshot is published.
+    /// The first round has run; the task has finished.
+    started: bool,
+    done: bool,
+    /// Events of this round are queued (hidden) in the shared event stream, to be revealed
+    /// once the snapshot is published.
+    told: bool,
+    /// Outcomes of this round, handed out after the snapshot is published.
     settled: Vec<(u32, Verdict)>,
     /// Scratch for the wakers of settled receipts.
     wakers: Vec<Waker>,
-    told: Vec<SessionEvent>,
+}
+
+/// What a session built with non-default settings keeps apart.
+struct Custom {
+    socket: SocketOptions,
+    connector: Option<Connector>,
+    drop_drain: Duration,
 }
 
 /// The pieces a [`Driver`] is built from.
@@ -148,10 +161,7 @@ pub(crate) struct Parts<R: Runtime> {
     pub(crate) socket: SocketOptions,
     pub(crate) connector: Option<Connector>,
     pub(crate) drop_drain: Duration,
-    pub(crate) mailbox: Arc<Mailbox>,
-    pub(crate) inbound: mpsc::UnboundedSender<Vec<u8>>,
-    pub(crate) events: mpsc::UnboundedSender<SessionEvent>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Publisher,
     pub(crate) tap: Option<Box<dyn Tap>>,
 }
 
@@ -170,25 +180,28 @@ fn feed(session: &mut Session, tap: &mut Option<Box<dyn Tap>>, now: Instant, eve
 impl<R: Runtime> Driver<R> {
     pub(crate) fn new(p: Parts<R>) -> Self {
         Driver {
-            rt: p.rt,
+            rt: Box::new(p.rt),
             origin: p.origin,
             session: p.session,
             target: p.target,
             codec: p.codec,
-            socket: p.socket,
-            connector: p.connector,
-            drop_drain: p.drop_drain,
-            mailbox: p.mailbox,
+            custom: (p.socket != SocketOptions::default()
+                || p.connector.is_some()
+                || p.drop_drain != DEFAULT_DROP_DRAIN)
+                .then(|| {
+                    Box::new(Custom {
+                        socket: p.socket,
+                        connector: p.connector,
+                        drop_drain: p.drop_drain,
+                    })
+                }),
             cmds: VecDeque::new(),
             handles: true,
-            inbound: p.inbound,
-            events: p.events,
             shared: p.shared,
             tap: p.tap,
             receipts: Receipts::default(),
             close_waiters: Vec::new(),
             timer: None,
-            deadline: None,
             resolving: None,
             dialing: None,
             conn: None,
@@ -198,9 +211,11 @@ impl<R: Runtime> Driver<R> {
             local: Vec::new(),
             last_error: None,
             commands_first: false,
+            started: false,
+            done: false,
+            told: false,
             settled: Vec::new(),
             wakers: Vec::new(),
-            told: Vec::new(),
         }
     }
 
@@ -213,22 +228,31 @@ impl<R: Runtime> Driver<R> {
         self.origin.checked_add(t.since_origin())
     }
 
-    /// The loop: a round of actions, then wait for exactly one thing to happen. The driver
-    /// is boxed so the future holds a pointer, not the driver twice (an `async fn` keeps its
-    /// by-value argument and the moved local in separate slots), which halves an idle
-    /// session's task allocation.
-    pub(crate) async fn run(mut self: Box<Self>) {
-        loop {
+    /// One step of the loop (a round of actions, then wait for exactly one thing to
+    /// happen), as [`Future::poll`] runs it.
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
+        if !self.started {
+            self.started = true;
             let now = self.now();
             self.rounds(now);
+        }
+        loop {
             if self.session.state() == State::Closed {
-                break;
+                self.done = true;
+                self.finish();
+                return Poll::Ready(());
             }
-            let wake = poll_fn(|cx| self.poll_wake(cx)).await;
+            let Poll::Ready(wake) = self.poll_wake(cx) else {
+                return Poll::Pending;
+            };
             let now = self.now();
             self.on_wake(now, wake);
+            let now = self.now();
+            self.rounds(now);
         }
-        self.finish();
     }
 
     /// Polls the core until it waits, performs the actions, and feeds back the events the
@@ -276,11 +300,16 @@ impl<R: Runtime> Driver<R> {
     fn publish(&mut self) {
         self.shared
             .publish(self.session.state(), self.session.stats());
-        self.mailbox.settle(&mut self.settled, &mut self.wakers);
-        // Taken, not drained: events are rare (state changes, RTT samples), so an idle
-        // session should not keep the buffer of its connect-time burst.
-        for e in std::mem::take(&mut self.told) {
-            let _ = self.events.unbounded_send(e);
+        self.shared
+            .mailbox()
+            .settle(&mut self.settled, &mut self.wakers);
+        if self.told {
+            self.told = false;
+            self.shared.reveal_events();
+            // Events are rare (state changes, RTT samples): an idle session should not keep
+            // the core's action queue sized for its connect-time burst (empty now: the
+            // round ended with a wait).
+            self.session.shrink_to_fit();
         }
     }
 
@@ -288,8 +317,8 @@ impl<R: Runtime> Driver<R> {
     /// (it fires, the core is polled, and the timer is armed again for the later deadline),
     /// so a deadline that moves later on every read costs nothing.
     fn set_timer(&mut self, until: Option<Instant>) {
-        self.deadline = until.and_then(|u| self.to_std(u));
-        match (self.deadline, &self.timer) {
+        let deadline = until.and_then(|u| self.to_std(u));
+        match (deadline, &self.timer) {
             (None, _) => self.timer = None,
             (Some(d), Some((armed, _))) if *armed <= d => {}
             (Some(d), _) => self.timer = Some((d, Box::pin(self.rt.sleep_until(d)))),
@@ -318,7 +347,11 @@ impl<R: Runtime> Driver<R> {
     fn start_dial(&mut self, epoch: Epoch, addr: SocketAddr) {
         let mut handshake = Vec::new();
         self.codec.handshake(&mut handshake);
-        let (rt, opts, connector) = (self.rt.clone(), self.socket, self.connector.clone());
+        let rt = R::clone(&self.rt);
+        let (opts, connector) = match &self.custom {
+            Some(c) => (c.socket, c.connector.clone()),
+            None => (SocketOptions::default(), None),
+        };
         let fut = async move {
             let (reader, mut writer) = match connector {
                 Some(connect) => {
@@ -375,6 +408,9 @@ impl<R: Runtime> Driver<R> {
     fn close_epoch(&mut self, epoch: Epoch, reason: DisconnectReason) {
         if self.conn.as_ref().is_some_and(|c| c.epoch == epoch) {
             self.conn = None;
+            // A partial frame of a closed connection is worthless.
+            self.read_filled = 0;
+            self.release_read_buf();
             tracing::debug!(%epoch, %reason, "socket closed");
         }
         if self.dialing.as_ref().is_some_and(|(e, _)| *e == epoch) {
@@ -412,7 +448,7 @@ impl<R: Runtime> Driver<R> {
         };
         let detail = match &n {
             Notification::AttemptFailed { epoch, .. }
-            | Notification::Disconnected { epoch, .. } => match &self.last_error {
+            | Notification::Disconnected { epoch, .. } => match self.last_error.as_deref() {
                 Some((e, text)) if e == epoch => Some(text.clone()),
                 _ => None,
             },
@@ -420,11 +456,12 @@ impl<R: Runtime> Driver<R> {
         };
         log(&n, detail.as_deref());
         let at = self.rt.now().saturating_duration_since(self.origin);
-        self.told.push(SessionEvent {
+        self.shared.event(SessionEvent {
             at,
             notification: n,
             detail,
         });
+        self.told = true;
     }
 
     fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
@@ -434,7 +471,7 @@ impl<R: Runtime> Driver<R> {
         if let Some(c) = self.cmds.pop_front() {
             return Poll::Ready(Wake::Command(Some(c)));
         }
-        match self.mailbox.take(&mut self.cmds, cx) {
+        match self.shared.mailbox().take(&mut self.cmds, cx) {
             Took::Some => Poll::Ready(Wake::Command(self.cmds.pop_front())),
             Took::HandlesGone => Poll::Ready(Wake::Command(None)),
             Took::Nothing => Poll::Pending,
@@ -470,8 +507,11 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             if let Some(reader) = &mut conn.reader {
+                if self.read_buf.is_empty() {
+                    self.read_buf = pool::take();
+                }
                 if self.read_filled >= self.read_buf.len() {
-                    // Empty (first read) or filled by a partial frame.
+                    // Empty (a new buffer) or filled by a partial frame.
                     grow_read_buf(&mut self.read_buf, self.codec.max_frame());
                 }
                 if self.read_filled >= self.read_buf.len() {
@@ -487,6 +527,7 @@ impl<R: Runtime> Driver<R> {
                 if let Poll::Ready(r) = Pin::new(reader).poll_read(cx, space) {
                     return Poll::Ready(Wake::Read(conn.epoch, r));
                 }
+                self.release_read_buf();
             }
         }
         if let Some((epoch, fut)) = &mut self.dialing {
@@ -512,7 +553,19 @@ impl<R: Runtime> Driver<R> {
         Poll::Pending
     }
 
+    /// Gives the read buffer back to the pool unless it holds a partial frame.
+    fn release_read_buf(&mut self) {
+        if self.read_filled == 0 && !self.read_buf.is_empty() {
+            pool::put(std::mem::take(&mut self.read_buf));
+        }
+    }
+
     fn on_wake(&mut self, now: Instant, wake: Wake<R>) {
+        self.on_wake_inner(now, wake);
+        self.release_read_buf();
+    }
+
+    fn on_wake_inner(&mut self, now: Instant, wake: Wake<R>) {
         match wake {
             Wake::Command(Some(c)) => {
                 self.command(now, c);
@@ -540,7 +593,7 @@ impl<R: Runtime> Driver<R> {
             }
             Wake::Resolved(epoch, Err(e)) => {
                 let error = classify_resolve(&e);
-                self.last_error = Some((epoch, e.to_string()));
+                self.last_error = Some(Box::new((epoch, e.to_string())));
                 feed(
                     &mut self.session,
                     &mut self.tap,
@@ -565,7 +618,7 @@ impl<R: Runtime> Driver<R> {
             }
             Wake::Dialed(epoch, Err(e)) => {
                 let error = classify(&e);
-                self.last_error = Some((epoch, e.to_string()));
+                self.last_error = Some(Box::new((epoch, e.to_string())));
                 feed(
                     &mut self.session,
                     &mut self.tap,
@@ -586,7 +639,7 @@ impl<R: Runtime> Driver<R> {
                     c.reader = None;
                 }
                 let error = classify(&e);
-                self.last_error = Some((epoch, e.to_string()));
+                self.last_error = Some(Box::new((epoch, e.to_string())));
                 feed(
                     &mut self.session,
                     &mut self.tap,
@@ -624,7 +677,7 @@ impl<R: Runtime> Driver<R> {
                 Ok(Some((frame, used))) => {
                     match frame {
                         Frame::Data(d) => {
-                            let _ = self.inbound.unbounded_send(d.to_vec());
+                            self.shared.inbound(d.to_vec());
                             if per_reply_acks {
                                 feed(session, tap, now, Event::Acked { epoch, count: 1 });
                             }
@@ -737,12 +790,15 @@ impl<R: Runtime> Driver<R> {
     fn all_handles_dropped(&mut self, now: Instant) {
         self.handles = false;
         tracing::debug!("every handle dropped: closing");
-        let drain = self.drop_drain;
+        let drain = self
+            .custom
+            .as_ref()
+            .map_or(DEFAULT_DROP_DRAIN, |c| c.drop_drain);
         self.close(now, CloseMode::Graceful { drain });
     }
 
     /// The session is closed: settle whatever is left and end every stream.
-    fn finish(mut self) {
+    fn finish(&mut self) {
         self.conn = None;
         self.dialing = None;
         self.resolving = None;
@@ -770,7 +826,7 @@ impl<R: Runtime> Driver<R> {
         }
         self.publish();
         // From now on the mailbox refuses everything; what is still in it is rejected.
-        self.close_waiters.extend(self.mailbox.shut());
+        self.close_waiters.extend(self.shared.mailbox().shut());
         for w in self.close_waiters.drain(..) {
             let _ = w.send(());
         }
@@ -778,11 +834,44 @@ impl<R: Runtime> Driver<R> {
     }
 }
 
-impl<R: Runtime> Drop for Driver<R> {
-    /// However the task ends (closed, or torn down with its runtime), no receipt is left
-    /// waiting and no handle can queue anything more.
-    fn drop(&mut self) {
-        drop(self.mailbox.shut());
+impl<R: Runtime> Future for Driver<R> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().poll_run(cx)
+    }
+}
+
+/// The read buffer of the sessions of a thread. A session takes it for a read and gives it
+/// back once the read is decoded (or was not ready), keeping a buffer only while it holds a
+/// partial frame: an idle session owns no read buffer, and a thread's sessions, polled one
+/// at a time, reuse one warm buffer. A single slot, so taking and giving back cost a few
+/// moves.
+mod pool {
+    use std::cell::Cell;
+
+    use super::POOL_KEEP;
+
+    thread_local! {
+        static SLOT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// The thread's buffer, or an empty one (grown by the caller).
+    pub(super) fn take() -> Vec<u8> {
+        SLOT.try_with(Cell::take).unwrap_or_default()
+    }
+
+    /// Gives `buf` back, unless the slot is taken or `buf` is large (then it is freed).
+    pub(super) fn put(buf: Vec<u8>) {
+        if buf.len() <= POOL_KEEP {
+            let _ = SLOT.try_with(|s| {
+                let held = s.replace(buf);
+                if held.capacity() != 0 {
+                    // Keep the one already there; `buf` is freed.
+                    drop(s.replace(held));
+                }
+            });
+        }
     }
 }
 

@@ -1,20 +1,22 @@
 //! What the user holds: a cloneable [`Handle`], per-message [`Receipt`]s, and the
 //! [`Inbound`] and [`Events`] streams.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use futures::channel::{mpsc, oneshot};
+use futures::channel::oneshot;
 
 use crate::mailbox::Mailbox;
 use futures::Stream;
 use redial_core::{
-    AbandonReason, Batch, CloseMode, Delivery, FrameError, Notification, Outcome, RejectReason,
-    State, Stats,
+    AbandonReason, Batch, CloseMode, Delivery, Epoch, FrameError, Notification, Outcome,
+    RejectReason, State, Stats,
 };
 
 /// A user command for the session task.
@@ -37,25 +39,283 @@ pub(crate) enum Command {
     Reconnect,
 }
 
-/// The latest state and counters, published by the session task after every round.
-#[derive(Debug)]
+/// What the session task and the user's [`Handle`], [`Inbound`] and [`Events`] share: one
+/// allocation per session for the state snapshot and both streams (instead of a channel
+/// each, whose stub nodes and shared blocks an idle session would keep).
 pub(crate) struct Shared {
-    pub(crate) snapshot: Mutex<(State, Stats)>,
+    /// The latest state and counters, published by the session task after every round.
+    snapshot: Mutex<(State, Stats)>,
+    streams: Mutex<Streams>,
+    /// Commands from the handles and the receipts' slots.
+    mailbox: Mailbox,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Streams {
+    inbound: Queue<Vec<u8>>,
+    events: Queue<Stored>,
+    /// The session task has ended: both streams end once drained.
+    ended: bool,
+}
+
+/// One stream's queue, its consumer's waker, and whether the consumer is gone.
+struct Queue<T> {
+    items: VecDeque<T>,
+    waker: Option<Waker>,
+    /// The last `hidden` items are not handed out yet (queued during a round whose
+    /// snapshot is not published yet).
+    hidden: usize,
+    /// The consumer was dropped: nothing more is queued.
+    dropped: bool,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue {
+            items: VecDeque::new(),
+            waker: None,
+            hidden: 0,
+            dropped: false,
+        }
+    }
+}
+
+/// A queue that held this many items gives its buffer back once drained: bursts do not
+/// pin memory, while ordinary traffic keeps reusing one small buffer.
+const QUEUE_KEEP: usize = 256;
+
+impl<T> Queue<T> {
+    /// Queues `items` unless the consumer is gone; returns the waker to wake (after the
+    /// lock is released).
+    fn push(&mut self, item: T) -> Option<Waker> {
+        if self.dropped {
+            return None;
+        }
+        self.items.push_back(item);
+        self.waker.take()
+    }
+
+    /// Queues `item` hidden until [`Queue::reveal`].
+    fn push_hidden(&mut self, item: T) {
+        if !self.dropped {
+            self.items.push_back(item);
+            self.hidden += 1;
+        }
+    }
+
+    /// Hands out the hidden items; returns the waker to wake.
+    fn reveal(&mut self) -> Option<Waker> {
+        if self.hidden == 0 {
+            return None;
+        }
+        self.hidden = 0;
+        self.waker.take()
+    }
+
+    fn poll(&mut self, ended: bool, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if self.items.len() > self.hidden {
+            let item = self.items.pop_front().expect("not empty");
+            if self.items.is_empty() && self.items.capacity() > QUEUE_KEEP {
+                self.items = VecDeque::new();
+            }
+            return Poll::Ready(Some(item));
+        }
+        if ended {
+            return Poll::Ready(None);
+        }
+        match &mut self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn drop_consumer(&mut self) {
+        self.dropped = true;
+        self.hidden = 0;
+        self.items = VecDeque::new();
+        self.waker = None;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Shared {
             snapshot: Mutex::new((State::Disconnected, Stats::default())),
+            streams: Mutex::new(Streams::default()),
+            mailbox: Mailbox::new(),
         })
     }
 
+    pub(crate) fn mailbox(&self) -> &Mailbox {
+        &self.mailbox
+    }
+
     pub(crate) fn publish(&self, state: State, stats: Stats) {
-        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = (state, stats);
+        *lock(&self.snapshot) = (state, stats);
     }
 
     fn get(&self) -> (State, Stats) {
-        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
+        *lock(&self.snapshot)
+    }
+
+    /// Queues one inbound data frame (dropped if nobody holds the [`Inbound`] any more).
+    pub(crate) fn inbound(&self, frame: Vec<u8>) {
+        let waker = lock(&self.streams).inbound.push(frame);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Queues an event of the current round (dropped if nobody holds the [`Events`] any
+    /// more), handed out by [`Shared::reveal_events`] once the round's snapshot is published.
+    pub(crate) fn event(&self, event: SessionEvent) {
+        lock(&self.streams).events.push_hidden(Stored::new(event));
+    }
+
+    /// Hands out the events queued by [`Shared::event`].
+    pub(crate) fn reveal_events(&self) {
+        let waker = lock(&self.streams).events.reveal();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The session task is gone: both streams end once drained.
+    pub(crate) fn end(&self) {
+        // However the task ends (closed, or torn down with its runtime), no receipt is left
+        // waiting and no handle can queue anything more; close waiters are released.
+        drop(self.mailbox.shut());
+        let (a, b) = {
+            let mut s = lock(&self.streams);
+            s.ended = true;
+            s.events.hidden = 0;
+            (s.inbound.waker.take(), s.events.waker.take())
+        };
+        for w in [a, b].into_iter().flatten() {
+            w.wake();
+        }
+    }
+}
+
+/// A queued [`SessionEvent`], compact: the connect-time events (state changes, attempts,
+/// connections) take 56 bytes inline; the rarer ones are boxed whole.
+enum Stored {
+    State {
+        at: u64,
+        from: State,
+        to: State,
+    },
+    Dial {
+        at: u64,
+        epoch: Epoch,
+        attempt: u32,
+        addr: SocketAddr,
+        /// `Connected` rather than `AttemptStarted`.
+        connected: bool,
+    },
+    Other(Box<SessionEvent>),
+}
+
+impl Stored {
+    fn new(e: SessionEvent) -> Self {
+        let at = match u64::try_from(e.at.as_nanos()) {
+            Ok(at) if e.detail.is_none() => at,
+            _ => return Stored::Other(Box::new(e)),
+        };
+        match e.notification {
+            Notification::StateChanged { from, to } => Stored::State { at, from, to },
+            Notification::AttemptStarted {
+                epoch,
+                attempt,
+                addr,
+            } => Stored::Dial {
+                at,
+                epoch,
+                attempt,
+                addr,
+                connected: false,
+            },
+            Notification::Connected {
+                epoch,
+                addr,
+                attempt,
+            } => Stored::Dial {
+                at,
+                epoch,
+                attempt,
+                addr,
+                connected: true,
+            },
+            _ => Stored::Other(Box::new(e)),
+        }
+    }
+
+    fn into_event(self) -> SessionEvent {
+        let (at, notification) = match self {
+            Stored::Other(e) => return *e,
+            Stored::State { at, from, to } => (at, Notification::StateChanged { from, to }),
+            Stored::Dial {
+                at,
+                epoch,
+                attempt,
+                addr,
+                connected: false,
+            } => (
+                at,
+                Notification::AttemptStarted {
+                    epoch,
+                    attempt,
+                    addr,
+                },
+            ),
+            Stored::Dial {
+                at,
+                epoch,
+                attempt,
+                addr,
+                connected: true,
+            } => (
+                at,
+                Notification::Connected {
+                    epoch,
+                    addr,
+                    attempt,
+                },
+            ),
+        };
+        SessionEvent {
+            at: Duration::from_nanos(at),
+            notification,
+            detail: None,
+        }
+    }
+}
+
+/// The session task's end of [`Shared`]: ends both streams when dropped, however the task
+/// ends (finished, or dropped by a runtime shutting down).
+pub(crate) struct Publisher(pub(crate) Arc<Shared>);
+
+impl std::ops::Deref for Publisher {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 
@@ -122,7 +382,7 @@ pub struct Receipt {
 
 enum ReceiptState {
     /// Waiting on a slot of the session's mailbox.
-    Slot(Arc<Mailbox>, u32),
+    Slot(Arc<Shared>, u32),
     /// Known at once (the session had ended).
     Ready(Box<Undelivered>),
     /// Resolved and returned.
@@ -140,7 +400,7 @@ impl Future for Receipt {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let v = match &self.state {
-            ReceiptState::Slot(mb, slot) => std::task::ready!(mb.poll_slot(*slot, cx)),
+            ReceiptState::Slot(sh, slot) => std::task::ready!(sh.mailbox.poll_slot(*slot, cx)),
             ReceiptState::Ready(_) => match std::mem::replace(&mut self.state, ReceiptState::Taken)
             {
                 ReceiptState::Ready(u) => Err(*u),
@@ -159,8 +419,8 @@ impl Future for Receipt {
 
 impl Drop for Receipt {
     fn drop(&mut self) {
-        if let ReceiptState::Slot(mb, slot) = &self.state {
-            mb.forget(*slot);
+        if let ReceiptState::Slot(sh, slot) = &self.state {
+            sh.mailbox.forget(*slot);
         }
     }
 }
@@ -168,15 +428,13 @@ impl Drop for Receipt {
 /// A cloneable handle to a running session. Dropping every clone closes the session
 /// gracefully (a short drain, see [`crate::Builder::drop_drain`]).
 pub struct Handle {
-    pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) shared: Arc<Shared>,
 }
 
 impl Clone for Handle {
     fn clone(&self) -> Self {
-        self.mailbox.handle_cloned();
+        self.shared.mailbox.handle_cloned();
         Handle {
-            mailbox: Arc::clone(&self.mailbox),
             shared: Arc::clone(&self.shared),
         }
     }
@@ -184,7 +442,7 @@ impl Clone for Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.mailbox.handle_dropped();
+        self.shared.mailbox.handle_dropped();
     }
 }
 
@@ -200,7 +458,7 @@ impl Handle {
     /// Enqueues a message now (messages keep the order of `send` calls) and returns its
     /// receipt. A closed session hands the message straight back as rejected.
     pub fn send(&self, payload: Vec<u8>, delivery: Delivery) -> Receipt {
-        let pushed = self.mailbox.push_tracked(|slot| Command::Send {
+        let pushed = self.shared.mailbox.push_tracked(|slot| Command::Send {
             payload,
             delivery,
             slot,
@@ -222,7 +480,7 @@ impl Handle {
 
     fn receipt(&self, slot: u32) -> Receipt {
         Receipt {
-            state: ReceiptState::Slot(Arc::clone(&self.mailbox), slot),
+            state: ReceiptState::Slot(Arc::clone(&self.shared), slot),
         }
     }
 
@@ -233,7 +491,7 @@ impl Handle {
     /// receipt per message. An undelivered batch comes back whole in
     /// [`Undelivered::batch`].
     pub fn send_batch(&self, batch: Batch, delivery: Delivery) -> Receipt {
-        let pushed = self.mailbox.push_tracked(|slot| Command::SendBatch {
+        let pushed = self.shared.mailbox.push_tracked(|slot| Command::SendBatch {
             batch,
             delivery,
             slot,
@@ -267,14 +525,14 @@ impl Handle {
 
     /// Skips the backoff wait, or drops the live connection and dials again.
     pub fn reconnect_now(&self) {
-        let _ = self.mailbox.push(Command::Reconnect);
+        let _ = self.shared.mailbox.push(Command::Reconnect);
     }
 
     /// Closes the session; the future resolves once the session task has ended (at once if
     /// it already has). Every receipt is resolved by then.
     pub fn close(&self, mode: CloseMode) -> impl Future<Output = ()> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let _ = self.mailbox.push(Command::Close { mode, done });
+        let _ = self.shared.mailbox.push(Command::Close { mode, done });
         async move {
             let _ = rx.await;
         }
@@ -287,7 +545,7 @@ impl Handle {
 
     /// Whether the session task has ended.
     pub fn is_closed(&self) -> bool {
-        !self.mailbox.is_open()
+        !self.shared.mailbox.is_open()
     }
 }
 
@@ -295,15 +553,28 @@ impl Handle {
 ///
 /// Unbounded: a consumer that stops reading lets frames pile up in memory (reading is never
 /// paused, so heartbeats keep working). Drop it if you do not want inbound data.
-#[derive(Debug)]
 pub struct Inbound {
-    pub(crate) rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Inbound")
+    }
 }
 
 impl Stream for Inbound {
     type Item = Vec<u8>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
-        Pin::new(&mut self.rx).poll_next(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        let mut s = lock(&self.shared.streams);
+        let ended = s.ended;
+        s.inbound.poll(ended, cx)
+    }
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        lock(&self.shared.streams).inbound.drop_consumer();
     }
 }
 
@@ -321,14 +592,27 @@ pub struct SessionEvent {
 }
 
 /// The lossless stream of [`SessionEvent`]s. Ends when the session ends.
-#[derive(Debug)]
 pub struct Events {
-    pub(crate) rx: mpsc::UnboundedReceiver<SessionEvent>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Events")
+    }
 }
 
 impl Stream for Events {
     type Item = SessionEvent;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SessionEvent>> {
-        Pin::new(&mut self.rx).poll_next(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SessionEvent>> {
+        let mut s = lock(&self.shared.streams);
+        let ended = s.ended;
+        s.events.poll(ended, cx).map(|e| e.map(Stored::into_event))
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        lock(&self.shared.streams).events.drop_consumer();
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use futures::channel::oneshot;
@@ -24,7 +24,8 @@ enum Slot {
     Free,
     /// Not settled; the receipt's waker, once polled.
     Waiting(Option<Waker>),
-    Done(Verdict),
+    /// Settled; a failure is boxed (rare, and large), so a slot stays small.
+    Done(Result<(), Box<Undelivered>>),
     /// The receipt was dropped before its message was settled.
     Forgotten,
 }
@@ -55,8 +56,8 @@ pub(crate) enum Took {
 }
 
 impl Mailbox {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Mailbox {
+    pub(crate) fn new() -> Self {
+        Mailbox {
             inner: Mutex::new(Inner {
                 cmds: VecDeque::new(),
                 slots: Vec::new(),
@@ -65,7 +66,7 @@ impl Mailbox {
                 open: true,
             }),
             handles: AtomicUsize::new(1),
-        })
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -153,7 +154,7 @@ impl Mailbox {
                     unreachable!("matched above")
                 };
                 g.free.push(slot);
-                Poll::Ready(v)
+                Poll::Ready(v.map_err(|u| *u))
             }
             // A slot is only read by its own receipt, which stops at `Ready`.
             Slot::Free | Slot::Forgotten => Poll::Ready(Err(abandoned())),
@@ -275,7 +276,7 @@ fn fill(
             if let Some(w) = w.take() {
                 wakers.push(w);
             }
-            *s = Slot::Done(v);
+            *s = Slot::Done(v.map_err(Box::new));
         }
         Slot::Forgotten => {
             *s = Slot::Free;
