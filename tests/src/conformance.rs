@@ -20,7 +20,7 @@ use futures::{FutureExt, StreamExt};
 use redial_core::{
     AbandonReason, AckMode, Backoff, Batch, CloseMode, Config, ConfigError, Delivery,
     DisconnectReason, FrameError, GiveUp, GiveUpWhen, Heartbeat, Jitter, LengthCodec, LineCodec,
-    Notification, Outcome, QueueLimits, RejectReason, State,
+    NetError, Notification, Outcome, QueueLimits, RejectReason, State,
 };
 use redial_driver::{Builder, Discover, Events, Handle, Inbound, Runtime, SessionEvent, Target};
 
@@ -50,7 +50,8 @@ macro_rules! conformance_tests {
             give_up_abandons_everything, blackhole_detected_by_heartbeat,
             old_socket_never_disturbs_new, ledger_in_doubt_and_replay, queue_full_rejects,
             graceful_close_drains_immediate_abandons, bad_input_reconnects_bad_config_refused,
-            rediscovers_every_cycle, batches_travel_and_end_as_one);
+            rediscovers_every_cycle, batches_travel_and_end_as_one,
+            handshake_replies_are_read_before_use);
     };
     (@each $adapter:ty; $($name:ident),*) => {
         $(
@@ -865,4 +866,86 @@ pub async fn batches_travel_and_end_as_one<A: Adapter>() {
         .expect_err("closed");
     assert_eq!(late.outcome, Outcome::Rejected(RejectReason::Closed));
     assert_eq!(late.batch, Some(batch_of(&["late"])));
+}
+
+/// Scenario 13: A handshake with replies: the peer's greeting is read before the connection
+/// is used, so it is neither delivered as data nor taken for an acknowledgement; a refusing
+/// greeting fails the attempt for good, with the peer's words in the event.
+pub async fn handshake_replies_are_read_before_use<A: Adapter>() {
+    let server = LineServer::start();
+    server.set_greeting(Some("HELLO v1"));
+    server.set_reply(Some("+OK "));
+    let cfg = fast_config().with_acks(AckMode::InOrder);
+    let codec = LineCodec::plain()
+        .with_greeting_replies(1)
+        .with_reject_prefix(Some(b"-"));
+    let mut s = Live::spawn::<A>(
+        A::builder(server.addr().into())
+            .config(cfg.clone())
+            .codec(codec.clone())
+            .acks(AckMode::InOrder),
+    );
+    // Sent before the connection exists: the greeting must not confirm it.
+    let early = s.handle.send(b"a".to_vec(), Delivery::AtMostOnce);
+    within::<A, _>(LONG, "a acked", early)
+        .await
+        .expect("acknowledged by its own reply");
+    s.handle
+        .send(b"b".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect("acknowledged");
+    let got = within::<A, _>(LONG, "replies", async {
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.push(s.inbound.next().await.expect("inbound open"));
+        }
+        got
+    })
+    .await;
+    assert_eq!(
+        got,
+        [b"+OK a".to_vec(), b"+OK b".to_vec()],
+        "greeting not delivered"
+    );
+    assert_eq!(server.received(), ["a", "b"]);
+    assert_eq!(s.handle.stats().delivered, 2);
+
+    let refusing = LineServer::start();
+    refusing.set_greeting(Some("-DENIED no entry"));
+    let mut r = Live::spawn::<A>(
+        A::builder(refusing.addr().into())
+            .config(cfg)
+            .codec(codec)
+            .acks(AckMode::InOrder),
+    );
+    let never = r.handle.send(b"x".to_vec(), Delivery::AtMostOnce);
+    let failed = r
+        .wait_event::<A>(LONG, "refused attempt", |e| {
+            matches!(e.notification, Notification::AttemptFailed { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            failed.notification,
+            Notification::AttemptFailed {
+                error: NetError::PermissionDenied,
+                next_delay: None,
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("-DENIED no entry"),
+        "{failed:?}"
+    );
+    let u = within::<A, _>(LONG, "abandoned", never)
+        .await
+        .expect_err("never connected");
+    assert_eq!(u.outcome, Outcome::Abandoned(AbandonReason::GaveUp));
+    assert!(refusing.received().is_empty());
 }

@@ -27,8 +27,8 @@ use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use redial_core::{
-    AckMode, Backoff, CloseMode, Config, Delivery, DisconnectReason, GiveUp, Heartbeat, Jitter,
-    LineCodec, NetError, Notification, Outcome, State,
+    AbandonReason, AckMode, Backoff, CloseMode, Config, Delivery, DisconnectReason, GiveUp,
+    Heartbeat, Jitter, LineCodec, NetError, Notification, Outcome, State,
 };
 use redial_driver::{Builder, Keepalive, SessionEvent, SocketOptions};
 
@@ -45,6 +45,7 @@ macro_rules! real_fault_tests {
             netns_partition_queues_and_settles_exactly, netns_twenty_cut_heal_cycles,
             netns_connect_in_drop_cut_times_out, redis_debug_sleep_and_exact_outcomes,
             redis_client_kill_flushes_queue, redis_restart_reconnects,
+            redis_auth_is_a_handshake_with_a_reply,
             nats_pings_answered_both_ways, nats_restart_replays_handshake);
     };
     (@each $adapter:ty; $($name:ident),*) => {
@@ -891,6 +892,98 @@ pub async fn redis_restart_reconnects<A: Adapter>() {
     s.handle.close(CloseMode::Immediate).await;
 }
 
+/// Redis with a password: `AUTH` is sent on every connection and its `+OK` read before the
+/// connection is used, so acknowledgements stay exact (`INCR` replies only) across a restart;
+/// a wrong password fails the first attempt for good, with Redis's words in the event.
+pub async fn redis_auth_is_a_handshake_with_a_reply<A: Adapter>() {
+    let what = format!("[{}] redis_auth_is_a_handshake_with_a_reply", A::NAME);
+    let mut redis = match RedisServer::start(&["--requirepass", "s3cret"]) {
+        Ok(r) => r,
+        Err(e) => return skip_or_fail(&what, e.reason()),
+    };
+    let addr = redis.addr();
+    let session = |password: &[u8]| {
+        Live::spawn::<A>(
+            A::builder(addr.into())
+                .config(real_config(Some((300, 700))).with_acks(AckMode::InOrder))
+                .codec(LineCodec::redis().with_auth(password))
+                .acks(AckMode::InOrder),
+        )
+    };
+    let mut s = session(b"s3cret");
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        within::<A, _>(
+            LONG,
+            "INCR acked",
+            s.handle.send(b"INCR a".to_vec(), Delivery::AtMostOnce),
+        )
+        .await
+        .expect("acknowledged by its own reply");
+    }
+    while replies.len() < 3 {
+        let line = within::<A, _>(LONG, "reply", s.inbound.next()).await;
+        replies.push(String::from_utf8_lossy(&line.expect("inbound open")).into_owned());
+    }
+    assert_eq!(
+        replies,
+        [":1", ":2", ":3"],
+        "{what}: +OK of AUTH never delivered"
+    );
+
+    s.drain();
+    let mark = s.seen.len();
+    redis.restart();
+    let (at, down) = wait_since::<A>(&mut s, mark, "disconnect", is_disconnect).await;
+    let epoch = epoch_of(&down);
+    wait_since::<A>(&mut s, at + 1, "reconnect", |e| {
+        connected_after(e, epoch).is_some()
+    })
+    .await;
+    within::<A, _>(
+        LONG,
+        "INCR after restart",
+        s.handle.send(b"INCR a".to_vec(), Delivery::AtMostOnce),
+    )
+    .await
+    .expect("acknowledged");
+    let line = within::<A, _>(LONG, "reply", s.inbound.next()).await;
+    assert_eq!(
+        line.as_deref(),
+        Some(&b":1"[..]),
+        "{what}: AUTH again on the new connection (not -NOAUTH)"
+    );
+    s.handle.close(CloseMode::Immediate).await;
+
+    let mut wrong = session(b"wrong");
+    let never = wrong.handle.send(b"INCR a".to_vec(), Delivery::AtMostOnce);
+    let failed = wrong
+        .wait_event::<A>(LONG, "refused attempt", |e| {
+            matches!(e.notification, Notification::AttemptFailed { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            failed.notification,
+            Notification::AttemptFailed {
+                error: NetError::PermissionDenied,
+                next_delay: None,
+                ..
+            }
+        ),
+        "{what}: {failed:?}"
+    );
+    let detail = failed.detail.unwrap_or_default();
+    assert!(
+        detail.contains("WRONGPASS") || detail.contains("invalid"),
+        "{what}: {detail}"
+    );
+    let u = within::<A, _>(LONG, "abandoned", never)
+        .await
+        .expect_err("never connected");
+    assert_eq!(u.outcome, Outcome::Abandoned(AbandonReason::GaveUp));
+}
+
 // ---------------------------------------------------------------------------------------------
 // NATS
 
@@ -1022,9 +1115,16 @@ pub async fn nats_restart_replays_handshake<A: Adapter>() {
             assert!(Instant::now() < deadline, "no round trip: {lines:?}");
         }
     }
+    // INFO is read as the handshake reply on each connection, never delivered as data.
     let infos = lines.iter().filter(|l| l.starts_with("INFO ")).count();
     let msgs = lines.iter().filter(|l| l.starts_with("MSG foo 1 ")).count();
-    assert_eq!((infos, msgs), (2, 2), "[{}] {lines:?}", A::NAME);
+    assert_eq!((infos, msgs), (0, 2), "[{}] {lines:?}", A::NAME);
+    assert_eq!(
+        s.handle.stats().connects,
+        2,
+        "[{}] two connections",
+        A::NAME
+    );
     assert!(
         !lines.iter().any(|l| l == "+OK" || l.starts_with("-ERR")),
         "[{}] CONNECT missing on a connection: {lines:?}",

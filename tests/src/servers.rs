@@ -867,7 +867,9 @@ fn read_line(s: &mut StdStream) -> io::Result<String> {
 fn redis_probe(s: &mut StdStream) -> io::Result<()> {
     s.write_all(b"PING\r\n")?;
     match read_line(s)?.as_str() {
+        // A server with `requirepass` is up too; it just wants `AUTH` first.
         "+PONG" => Ok(()),
+        l if l.starts_with("-NOAUTH") => Ok(()),
         other => Err(io::Error::other(format!("PING answered {other:?}"))),
     }
 }

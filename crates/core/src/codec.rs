@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use crate::error::FrameError;
+use crate::error::{FrameError, NetError};
 
 /// One unit of the wire protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,23 @@ pub trait Codec {
     /// handshake such as NATS `CONNECT`). Default: nothing.
     fn handshake(&mut self, out: &mut Vec<u8>) {
         let _ = out;
+    }
+
+    /// How many data frames the peer sends on a new connection before it is usable: answers
+    /// to [`Codec::handshake`] (Redis `+OK` to `AUTH`) or the peer's own greeting (NATS
+    /// `INFO`). The adapter reads them before it reports the dial successful, checks each with
+    /// [`Codec::handshake_reply`], and never delivers them as data or counts them as
+    /// acknowledgements. They are read within the attempt's connect deadline. Default: 0.
+    fn handshake_replies(&self) -> usize {
+        0
+    }
+
+    /// Checks one of the [`Codec::handshake_replies`] frames; an error fails the attempt with
+    /// it (a permanent error such as [`NetError::PermissionDenied`] stops retrying, as for a
+    /// refused password). Default: every reply is accepted.
+    fn handshake_reply(&mut self, reply: &[u8]) -> Result<(), NetError> {
+        let _ = reply;
+        Ok(())
     }
 
     /// The largest data frame this codec accepts, in bytes.
@@ -65,8 +82,15 @@ pub struct LineCodec {
     pub peer_ping: Option<Vec<u8>>,
     /// What we send back to the peer's PING.
     pub pong_reply: Vec<u8>,
-    /// A line sent first on every connection.
+    /// Sent first on every connection, as a line (it may hold several lines separated by
+    /// `\r\n`, e.g. `AUTH secret\r\nSELECT 2`).
     pub greeting: Option<Vec<u8>>,
+    /// Lines the peer sends before the connection is usable (see
+    /// [`Codec::handshake_replies`]): replies to the greeting and/or the peer's own greeting.
+    pub greeting_replies: usize,
+    /// A handshake reply starting with this fails the attempt as
+    /// [`NetError::PermissionDenied`], which is not retried (a refused password).
+    pub reject_prefix: Option<Vec<u8>>,
     /// The longest line accepted, without its terminator.
     pub max_line: usize,
 }
@@ -86,26 +110,43 @@ impl LineCodec {
             peer_ping: Some(b"PING".to_vec()),
             pong_reply: b"PONG".to_vec(),
             greeting: None,
+            greeting_replies: 0,
+            reject_prefix: None,
             max_line: 64 << 10,
         }
     }
 
     /// Redis inline protocol: `PING` answered by `+PONG`. Replies are single lines only for
-    /// commands with status/integer/error replies; do not send your own `PING` as data.
+    /// commands with status/integer/error replies; do not send your own `PING` as data. An
+    /// error reply (`-…`) to the handshake fails the attempt; see [`LineCodec::with_auth`].
     pub fn redis() -> Self {
         LineCodec {
             pong: Some(b"+PONG".to_vec()),
             peer_ping: None,
+            reject_prefix: Some(b"-".to_vec()),
             max_line: 1 << 20,
             ..LineCodec::plain()
         }
     }
 
+    /// Redis: `AUTH password` on every connection, its `+OK` read before the connection is
+    /// used (so it is never taken for the acknowledgement of a message); a refused password
+    /// (`-WRONGPASS …`) stops retrying. For more commands, such as `SELECT`, use
+    /// [`LineCodec::with_greeting`] and [`LineCodec::with_greeting_replies`].
+    pub fn with_auth(self, password: &[u8]) -> Self {
+        let mut line = b"AUTH ".to_vec();
+        line.extend_from_slice(password);
+        self.with_greeting(Some(&line)).with_greeting_replies(1)
+    }
+
     /// NATS client protocol: `CONNECT` on every connection, our `PING` answered by `PONG`, and
-    /// the server's `PING` answered with `PONG`.
+    /// the server's `PING` answered with `PONG`. The server's `INFO` greeting is read as the
+    /// handshake reply (not delivered as data); an `-ERR` in its place fails the attempt.
     pub fn nats() -> Self {
         LineCodec {
             greeting: Some(br#"CONNECT {"verbose":false,"pedantic":false}"#.to_vec()),
+            greeting_replies: 1,
+            reject_prefix: Some(b"-ERR".to_vec()),
             max_line: 1 << 20,
             ..LineCodec::plain()
         }
@@ -127,6 +168,19 @@ impl LineCodec {
     /// Sets the greeting line sent on every new connection.
     pub fn with_greeting(mut self, greeting: Option<&[u8]>) -> Self {
         self.greeting = greeting.map(<[u8]>::to_vec);
+        self
+    }
+
+    /// Sets how many lines the peer sends before the connection is usable (see
+    /// [`Codec::handshake_replies`]).
+    pub fn with_greeting_replies(mut self, replies: usize) -> Self {
+        self.greeting_replies = replies;
+        self
+    }
+
+    /// Sets the prefix of a handshake reply that refuses the connection for good.
+    pub fn with_reject_prefix(mut self, prefix: Option<&[u8]>) -> Self {
+        self.reject_prefix = prefix.map(<[u8]>::to_vec);
         self
     }
 
@@ -186,6 +240,17 @@ impl Codec for LineCodec {
     fn handshake(&mut self, out: &mut Vec<u8>) {
         if let Some(g) = &self.greeting {
             Self::write_line(g, out);
+        }
+    }
+
+    fn handshake_replies(&self) -> usize {
+        self.greeting_replies
+    }
+
+    fn handshake_reply(&mut self, reply: &[u8]) -> Result<(), NetError> {
+        match &self.reject_prefix {
+            Some(p) if reply.starts_with(p) => Err(NetError::PermissionDenied),
+            _ => Ok(()),
         }
     }
 
@@ -342,6 +407,29 @@ mod tests {
             buf = &buf[n..];
         }
         Ok(out)
+    }
+
+    #[test]
+    fn handshake_replies_are_counted_and_refusals_are_permanent() {
+        let mut redis = LineCodec::redis().with_auth(b"s3cret");
+        let mut out = Vec::new();
+        redis.handshake(&mut out);
+        assert_eq!(out, b"AUTH s3cret\r\n");
+        assert_eq!(redis.handshake_replies(), 1);
+        assert_eq!(redis.handshake_reply(b"+OK"), Ok(()));
+        assert_eq!(
+            redis.handshake_reply(b"-WRONGPASS invalid username-password pair"),
+            Err(NetError::PermissionDenied)
+        );
+        assert!(!NetError::PermissionDenied.is_retryable());
+        let mut nats = LineCodec::nats();
+        assert_eq!(nats.handshake_replies(), 1);
+        assert_eq!(nats.handshake_reply(b"INFO {}"), Ok(()));
+        assert!(nats
+            .handshake_reply(b"-ERR 'Authorization Violation'")
+            .is_err());
+        assert_eq!(LineCodec::plain().handshake_replies(), 0);
+        assert_eq!(LengthCodec::default().handshake_replies(), 0);
     }
 
     #[test]

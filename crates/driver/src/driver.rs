@@ -74,6 +74,8 @@ struct Conn<R: Runtime> {
     writer: R::Writer,
     /// Bytes of `Driver::out` already written, while a write is in progress.
     writing: Option<usize>,
+    /// Handshake replies still to read before the core hears `DialOk`.
+    handshake: usize,
 }
 
 /// What woke the task.
@@ -603,18 +605,24 @@ impl<R: Runtime> Driver<R> {
             }
             Wake::Dialed(epoch, Ok((reader, writer))) => {
                 self.read_filled = 0;
+                let handshake = self.codec.handshake_replies();
                 self.conn = Some(Conn {
                     epoch,
                     reader: Some(reader),
                     writer,
                     writing: None,
+                    handshake,
                 });
-                feed(
-                    &mut self.session,
-                    &mut self.tap,
-                    now,
-                    Event::DialOk { epoch },
-                );
+                if handshake == 0 {
+                    feed(
+                        &mut self.session,
+                        &mut self.tap,
+                        now,
+                        Event::DialOk { epoch },
+                    );
+                } else {
+                    tracing::debug!(%epoch, replies = handshake, "reading the handshake replies");
+                }
             }
             Wake::Dialed(epoch, Err(e)) => {
                 let error = classify(&e);
@@ -633,6 +641,18 @@ impl<R: Runtime> Driver<R> {
                     now,
                     Event::Written { epoch },
                 );
+            }
+            Wake::Read(epoch, Err(e)) if self.handshaking(epoch) => {
+                self.handshake_failed(now, epoch, classify(&e), e.to_string());
+            }
+            Wake::Read(epoch, Ok(0)) if self.handshaking(epoch) => {
+                let detail = "the peer closed the connection during the handshake".into();
+                self.handshake_failed(now, epoch, NetError::Reset, detail);
+            }
+            Wake::Overflow(epoch, error) if self.handshaking(epoch) => {
+                self.read_filled = 0;
+                let detail = format!("handshake reply: {error}");
+                self.handshake_failed(now, epoch, NetError::Other, detail);
             }
             Wake::Written(epoch, Err(e)) | Wake::Read(epoch, Err(e)) => {
                 if let Some(c) = &mut self.conn {
@@ -662,15 +682,75 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// Whether `epoch` is the socket whose handshake replies are still being read.
+    fn handshaking(&self, epoch: Epoch) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.epoch == epoch && c.handshake > 0)
+    }
+
+    /// The handshake failed: the attempt fails with `error` (the socket is closed here: the
+    /// core never saw it connected).
+    fn handshake_failed(&mut self, now: Instant, epoch: Epoch, error: NetError, detail: String) {
+        tracing::warn!(%epoch, %error, %detail, "handshake failed");
+        self.conn = None;
+        self.read_filled = 0;
+        self.last_error = Some(Box::new((epoch, detail)));
+        let event = Event::DialFailed { epoch, error };
+        feed(&mut self.session, &mut self.tap, now, event);
+    }
+
     /// Decodes every complete frame in the read buffer, then keeps the partial rest.
     fn on_read(&mut self, now: Instant, epoch: Epoch, n: usize) {
-        let (session, tap) = (&mut self.session, &mut self.tap);
-        feed(session, tap, now, Event::BytesRead { epoch, len: n });
         self.read_filled += n;
         // The read took all the room there was: more is probably waiting.
         let filled = self.read_filled >= self.read_buf.len();
-        let per_reply_acks = session.config().acks == AckMode::InOrder;
         let mut start = 0;
+        if self.handshaking(epoch) {
+            // The handshake replies come first; the core hears of the connection once the
+            // last one is read and accepted.
+            let mut rejected = None;
+            while let Some(c) = self.conn.as_mut().filter(|c| c.handshake > 0) {
+                match self.codec.decode(&self.read_buf[start..self.read_filled]) {
+                    Ok(Some((frame, used))) => {
+                        if let Frame::Data(reply) = frame {
+                            match self.codec.handshake_reply(reply) {
+                                Ok(()) => c.handshake -= 1,
+                                Err(e) => {
+                                    let text = String::from_utf8_lossy(reply);
+                                    rejected = Some((e, format!("handshake refused: {text}")));
+                                    break;
+                                }
+                            }
+                        }
+                        start += used.max(1);
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        rejected = Some((NetError::Other, format!("handshake reply: {error}")));
+                        break;
+                    }
+                }
+            }
+            if let Some((error, detail)) = rejected {
+                self.handshake_failed(now, epoch, error, detail);
+                return;
+            }
+            if self.handshaking(epoch) {
+                self.keep_partial(start, filled);
+                return;
+            }
+            tracing::debug!(%epoch, "handshake complete");
+            feed(
+                &mut self.session,
+                &mut self.tap,
+                now,
+                Event::DialOk { epoch },
+            );
+        }
+        let (session, tap) = (&mut self.session, &mut self.tap);
+        feed(session, tap, now, Event::BytesRead { epoch, len: n });
+        let per_reply_acks = session.config().acks == AckMode::InOrder;
         let mut failed = false;
         while start < self.read_filled {
             match self.codec.decode(&self.read_buf[start..self.read_filled]) {
@@ -703,12 +783,18 @@ impl<R: Runtime> Driver<R> {
                 c.reader = None;
             }
         } else {
-            let end = self.read_filled.min(self.read_buf.len());
-            self.read_buf.copy_within(start.min(end)..end, 0);
-            self.read_filled = end - start.min(end);
-            if filled {
-                grow_read_buf(&mut self.read_buf, self.codec.max_frame());
-            }
+            self.keep_partial(start, filled);
+        }
+    }
+
+    /// Moves the undecoded rest (from `start`) to the front of the read buffer, growing it if
+    /// the read `filled` it.
+    fn keep_partial(&mut self, start: usize, filled: bool) {
+        let end = self.read_filled.min(self.read_buf.len());
+        self.read_buf.copy_within(start.min(end)..end, 0);
+        self.read_filled = end - start.min(end);
+        if filled {
+            grow_read_buf(&mut self.read_buf, self.codec.max_frame());
         }
     }
 
