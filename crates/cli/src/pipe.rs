@@ -282,6 +282,10 @@ fn json_event(e: &SessionEvent) -> String {
     };
     let mut v = v;
     v["at_ms"] = serde_json::json!(at);
+    if e.missed > 0 {
+        // The event stream was full: this many older events were dropped.
+        v["missed"] = serde_json::json!(e.missed);
+    }
     v.to_string()
 }
 
@@ -290,7 +294,11 @@ fn human_event(e: &SessionEvent) -> Option<String> {
         return None;
     }
     let line = describe(&e.notification, e.detail.as_deref());
-    Some(format!("redial: {:.3}s {line}", e.at.as_secs_f64()))
+    let missed = match e.missed {
+        0 => String::new(),
+        n => format!(" ({n} earlier events missed)"),
+    };
+    Some(format!("redial: {:.3}s {line}{missed}", e.at.as_secs_f64()))
 }
 
 async fn pipe(args: PipeArgs, cfg: Config) -> Result<u8, Box<dyn std::error::Error>> {

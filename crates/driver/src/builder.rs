@@ -28,6 +28,9 @@ pub type Connector =
 /// The default of [`Builder::drop_drain`].
 pub(crate) const DEFAULT_DROP_DRAIN: Duration = Duration::from_secs(1);
 
+/// The default of [`Builder::event_capacity`].
+pub(crate) const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
 /// Configures a session. Nothing is spawned and nothing connects until [`Builder::spawn`]
 /// (or [`Builder::build`]).
 pub struct Builder<R: Runtime> {
@@ -39,6 +42,7 @@ pub struct Builder<R: Runtime> {
     socket: SocketOptions,
     connector: Option<Connector>,
     drop_drain: Duration,
+    event_capacity: usize,
     tap: Option<Box<dyn Tap>>,
 }
 
@@ -66,6 +70,7 @@ impl<R: Runtime> Builder<R> {
             socket: SocketOptions::default(),
             connector: None,
             drop_drain: DEFAULT_DROP_DRAIN,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
             tap: None,
         }
     }
@@ -115,6 +120,15 @@ impl<R: Runtime> Builder<R> {
         self
     }
 
+    /// How many undelivered [`crate::SessionEvent`]s the [`Events`] stream keeps (at least
+    /// 1; default 1024). A reader that falls further behind loses
+    /// the oldest ones, and the next event it reads counts them in
+    /// [`crate::SessionEvent::missed`].
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
     /// Records every input of the core as JSON lines to `out` (see [`crate::trace`]),
     /// flushed at the end of every round. Off unless called; needs the `record` feature.
     #[cfg(feature = "record")]
@@ -148,7 +162,7 @@ impl<R: Runtime> Builder<R> {
         if let Some(tap) = &mut self.tap {
             tap.start(&self.config);
         }
-        let shared = Shared::new();
+        let shared = Shared::new(self.event_capacity);
         let driver = Driver::new(Parts {
             rt: self.runtime,
             origin,

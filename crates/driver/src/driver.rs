@@ -462,6 +462,7 @@ impl<R: Runtime> Driver<R> {
             at,
             notification: n,
             detail,
+            missed: 0,
         });
         self.told = true;
     }

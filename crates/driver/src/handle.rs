@@ -56,10 +56,15 @@ impl fmt::Debug for Shared {
     }
 }
 
-#[derive(Default)]
 struct Streams {
     inbound: Queue<Vec<u8>>,
     events: Queue<Stored>,
+    /// Events dropped (the oldest first) since the front event was queued: reported with
+    /// the front event as [`SessionEvent::missed`]. Only the front event can have missed
+    /// predecessors, since only the oldest are ever dropped.
+    missed: u64,
+    /// At most this many events are kept (at least 1).
+    event_cap: u32,
     /// The session task has ended: both streams end once drained.
     ended: bool,
 }
@@ -70,7 +75,7 @@ struct Queue<T> {
     waker: Option<Waker>,
     /// The last `hidden` items are not handed out yet (queued during a round whose
     /// snapshot is not published yet).
-    hidden: usize,
+    hidden: u32,
     /// The consumer was dropped: nothing more is queued.
     dropped: bool,
 }
@@ -101,12 +106,21 @@ impl<T> Queue<T> {
         self.waker.take()
     }
 
-    /// Queues `item` hidden until [`Queue::reveal`].
-    fn push_hidden(&mut self, item: T) {
-        if !self.dropped {
-            self.items.push_back(item);
-            self.hidden += 1;
+    /// Queues `item` hidden until [`Queue::reveal`]; when `cap` items are queued already,
+    /// the oldest is dropped first. Returns whether one was dropped.
+    fn push_hidden(&mut self, item: T, cap: usize) -> bool {
+        if self.dropped {
+            return false;
         }
+        let full = self.items.len() >= cap;
+        if full {
+            self.items.pop_front();
+            // A round that queued more than `cap` events drops hidden ones too.
+            self.hidden = self.hidden.min(self.items.len() as u32);
+        }
+        self.items.push_back(item);
+        self.hidden += 1;
+        full
     }
 
     /// Hands out the hidden items; returns the waker to wake.
@@ -119,7 +133,7 @@ impl<T> Queue<T> {
     }
 
     fn poll(&mut self, ended: bool, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        if self.items.len() > self.hidden {
+        if self.items.len() > self.hidden as usize {
             let item = self.items.pop_front().expect("not empty");
             if self.items.is_empty() && self.items.capacity() > QUEUE_KEEP {
                 self.items = VecDeque::new();
@@ -149,10 +163,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new() -> Arc<Self> {
+    /// `event_cap`: how many undelivered events are kept (see [`crate::Builder::event_capacity`]).
+    pub(crate) fn new(event_cap: usize) -> Arc<Self> {
         Arc::new(Shared {
             snapshot: Mutex::new((State::Disconnected, Stats::default())),
-            streams: Mutex::new(Streams::default()),
+            streams: Mutex::new(Streams {
+                inbound: Queue::default(),
+                events: Queue::default(),
+                missed: 0,
+                event_cap: u32::try_from(event_cap.max(1)).unwrap_or(u32::MAX),
+                ended: false,
+            }),
             mailbox: Mailbox::new(),
         })
     }
@@ -179,8 +200,14 @@ impl Shared {
 
     /// Queues an event of the current round (dropped if nobody holds the [`Events`] any
     /// more), handed out by [`Shared::reveal_events`] once the round's snapshot is published.
+    /// When the stream is full, the oldest event is dropped and counted.
     pub(crate) fn event(&self, event: SessionEvent) {
-        lock(&self.streams).events.push_hidden(Stored::new(event));
+        let stored = Stored::new(event);
+        let mut s = lock(&self.streams);
+        let cap = s.event_cap as usize;
+        if s.events.push_hidden(stored, cap) {
+            s.missed += 1;
+        }
     }
 
     /// Hands out the events queued by [`Shared::event`].
@@ -208,24 +235,33 @@ impl Shared {
     }
 }
 
-/// A queued [`SessionEvent`], compact: the connect-time events (state changes, attempts,
-/// connections) take 56 bytes inline; the rarer ones are boxed whole.
+/// A queued [`SessionEvent`], compact: the connect-time events (state changes, attempts and
+/// connections to IPv4 addresses, with an epoch below 2^32) take 24 bytes inline; the rarer
+/// ones are boxed whole.
 enum Stored {
     State {
         at: u64,
         from: State,
         to: State,
     },
-    Dial {
+    Attempt {
         at: u64,
-        epoch: Epoch,
+        epoch: u32,
         attempt: u32,
-        addr: SocketAddr,
-        /// `Connected` rather than `AttemptStarted`.
-        connected: bool,
+        ip: [u8; 4],
+        port: u16,
+    },
+    Connected {
+        at: u64,
+        epoch: u32,
+        attempt: u32,
+        ip: [u8; 4],
+        port: u16,
     },
     Other(Box<SessionEvent>),
 }
+
+const _: () = assert!(std::mem::size_of::<Stored>() == 24);
 
 impl Stored {
     fn new(e: SessionEvent) -> Self {
@@ -233,63 +269,76 @@ impl Stored {
             Ok(at) if e.detail.is_none() => at,
             _ => return Stored::Other(Box::new(e)),
         };
+        let dial = |epoch: Epoch, addr: SocketAddr| match (u32::try_from(epoch.get()), addr) {
+            (Ok(epoch), SocketAddr::V4(a)) => Some((epoch, a.ip().octets(), a.port())),
+            _ => None,
+        };
         match e.notification {
             Notification::StateChanged { from, to } => Stored::State { at, from, to },
             Notification::AttemptStarted {
                 epoch,
                 attempt,
                 addr,
-            } => Stored::Dial {
-                at,
-                epoch,
-                attempt,
-                addr,
-                connected: false,
+            } => match dial(epoch, addr) {
+                Some((epoch, ip, port)) => Stored::Attempt {
+                    at,
+                    epoch,
+                    attempt,
+                    ip,
+                    port,
+                },
+                None => Stored::Other(Box::new(e)),
             },
             Notification::Connected {
                 epoch,
                 addr,
                 attempt,
-            } => Stored::Dial {
-                at,
-                epoch,
-                attempt,
-                addr,
-                connected: true,
+            } => match dial(epoch, addr) {
+                Some((epoch, ip, port)) => Stored::Connected {
+                    at,
+                    epoch,
+                    attempt,
+                    ip,
+                    port,
+                },
+                None => Stored::Other(Box::new(e)),
             },
             _ => Stored::Other(Box::new(e)),
         }
     }
 
-    fn into_event(self) -> SessionEvent {
+    /// The event, reporting `missed` events dropped just before it.
+    fn into_event(self, missed: u64) -> SessionEvent {
+        let addr = |ip: [u8; 4], port| SocketAddr::from((ip, port));
+        let epoch = |e: u32| Epoch::from_raw(u64::from(e));
         let (at, notification) = match self {
-            Stored::Other(e) => return *e,
+            Stored::Other(e) => return SessionEvent { missed, ..*e },
             Stored::State { at, from, to } => (at, Notification::StateChanged { from, to }),
-            Stored::Dial {
+            Stored::Attempt {
                 at,
-                epoch,
+                epoch: e,
                 attempt,
-                addr,
-                connected: false,
+                ip,
+                port,
             } => (
                 at,
                 Notification::AttemptStarted {
-                    epoch,
+                    epoch: epoch(e),
                     attempt,
-                    addr,
+                    addr: addr(ip, port),
                 },
             ),
-            Stored::Dial {
+            Stored::Connected {
                 at,
-                epoch,
+                epoch: e,
                 attempt,
-                addr,
-                connected: true,
+                ip,
+                port,
             } => (
                 at,
                 Notification::Connected {
-                    epoch,
-                    addr,
+                    epoch: epoch(e),
+                    addr: addr(ip, port),
                     attempt,
                 },
             ),
@@ -298,6 +347,7 @@ impl Stored {
             at: Duration::from_nanos(at),
             notification,
             detail: None,
+            missed,
         }
     }
 }
@@ -551,8 +601,10 @@ impl Handle {
 
 /// Inbound data frames, in arrival order, across reconnects. Ends when the session ends.
 ///
-/// Unbounded: a consumer that stops reading lets frames pile up in memory (reading is never
-/// paused, so heartbeats keep working). Drop it if you do not want inbound data.
+/// Unbounded, unlike [`Events`]: inbound frames are the application's data, so none is ever
+/// dropped, and reading from the socket is never paused (so heartbeats keep working). A
+/// consumer that stops reading therefore lets frames pile up in memory. Drop it if you do
+/// not want inbound data.
 pub struct Inbound {
     pub(crate) shared: Arc<Shared>,
 }
@@ -589,9 +641,18 @@ pub struct SessionEvent {
     pub notification: Notification,
     /// For a failed attempt or an I/O disconnect: the operating system's error text.
     pub detail: Option<String>,
+    /// How many events were dropped just before this one because the [`Events`] stream was
+    /// full (see [`crate::Builder::event_capacity`]); 0 when none were.
+    pub missed: u64,
 }
 
-/// The lossless stream of [`SessionEvent`]s. Ends when the session ends.
+/// The stream of [`SessionEvent`]s, in order. Ends when the session ends.
+///
+/// Bounded: at most [`crate::Builder::event_capacity`] undelivered events are kept (1024 by
+/// default). When a reader falls that far behind, the oldest events are dropped, and the
+/// next event it reads tells how many with [`SessionEvent::missed`]. So a session whose
+/// `Events` is kept but never read (a link flapping for days) holds a bounded amount of
+/// memory. Drop it if you do not want events at all.
 pub struct Events {
     pub(crate) shared: Arc<Shared>,
 }
@@ -607,12 +668,99 @@ impl Stream for Events {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SessionEvent>> {
         let mut s = lock(&self.shared.streams);
         let ended = s.ended;
-        s.events.poll(ended, cx).map(|e| e.map(Stored::into_event))
+        let e = std::task::ready!(s.events.poll(ended, cx));
+        let missed = if e.is_some() {
+            std::mem::take(&mut s.missed)
+        } else {
+            0
+        };
+        Poll::Ready(e.map(|e| e.into_event(missed)))
     }
 }
 
 impl Drop for Events {
     fn drop(&mut self) {
         lock(&self.shared.streams).events.drop_consumer();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::task::noop_waker_ref;
+
+    fn state(at: u64) -> SessionEvent {
+        SessionEvent {
+            at: Duration::from_nanos(at),
+            notification: Notification::StateChanged {
+                from: State::Disconnected,
+                to: State::Connecting,
+            },
+            detail: None,
+            missed: 0,
+        }
+    }
+
+    fn read_all(sh: &Arc<Shared>) -> Vec<SessionEvent> {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut s = lock(&sh.streams);
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(e)) = s.events.poll(false, &mut cx) {
+            out.push(e.into_event(std::mem::take(&mut s.missed)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_full_event_stream_drops_the_oldest_and_counts_them() {
+        let sh = Shared::new(3);
+        // One round queues more than fits: hidden events are dropped too.
+        for at in 0..5 {
+            sh.event(state(at));
+        }
+        assert!(read_all(&sh).is_empty(), "hidden until revealed");
+        sh.reveal_events();
+        let got = read_all(&sh);
+        let ats: Vec<_> = got.iter().map(|e| e.at.as_nanos()).collect();
+        assert_eq!(ats, [2, 3, 4]);
+        assert_eq!(got[0].missed, 2);
+        assert_eq!(got[1].missed + got[2].missed, 0);
+        // Drained: nothing is reported missed any more.
+        sh.event(state(5));
+        sh.reveal_events();
+        assert_eq!(read_all(&sh)[0].missed, 0);
+    }
+
+    #[test]
+    fn compact_events_round_trip() {
+        let addr: SocketAddr = "10.1.2.3:4567".parse().unwrap();
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        let big = Epoch::from_raw(1 << 40);
+        for (epoch, addr) in [
+            (Epoch::from_raw(7), addr),
+            (big, addr),
+            (Epoch::from_raw(7), v6),
+        ] {
+            for n in [
+                Notification::AttemptStarted {
+                    epoch,
+                    attempt: 3,
+                    addr,
+                },
+                Notification::Connected {
+                    epoch,
+                    addr,
+                    attempt: 3,
+                },
+            ] {
+                let e = SessionEvent {
+                    at: Duration::from_millis(1500),
+                    notification: n,
+                    detail: None,
+                    missed: 0,
+                };
+                assert_eq!(Stored::new(e.clone()).into_event(0), e);
+            }
+        }
     }
 }

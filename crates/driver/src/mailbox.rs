@@ -19,9 +19,14 @@ use crate::handle::{Command, Undelivered};
 /// What a receipt resolves to.
 pub(crate) type Verdict = Result<(), Undelivered>;
 
+/// No free slot (the end of the free list).
+const NO_SLOT: u32 = u32::MAX;
+
 /// One receipt's slot.
 enum Slot {
-    Free,
+    /// Free; the next free slot (a list threaded through the table, so free slots cost no
+    /// second vector).
+    Free(u32),
     /// Not settled; the receipt's waker, once polled.
     Waiting(Option<Waker>),
     /// Settled; a failure is boxed (rare, and large), so a slot stays small.
@@ -33,11 +38,20 @@ enum Slot {
 struct Inner {
     cmds: VecDeque<Command>,
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// The first free slot, or [`NO_SLOT`].
+    free: u32,
     /// The session task's waker while it waits for commands.
     task: Option<Waker>,
     /// False once the session task ended: nothing is accepted any more.
     open: bool,
+}
+
+impl Inner {
+    /// Frees `slot` (puts it on the free list).
+    fn release(&mut self, slot: u32) {
+        self.slots[slot as usize] = Slot::Free(self.free);
+        self.free = slot;
+    }
 }
 
 pub(crate) struct Mailbox {
@@ -61,7 +75,7 @@ impl Mailbox {
             inner: Mutex::new(Inner {
                 cmds: VecDeque::new(),
                 slots: Vec::new(),
-                free: Vec::new(),
+                free: NO_SLOT,
                 task: None,
                 open: true,
             }),
@@ -79,21 +93,25 @@ impl Mailbox {
     /// command back if the session has ended.
     pub(crate) fn push_tracked(&self, make: impl FnOnce(u32) -> Command) -> Result<u32, Command> {
         let mut g = self.lock();
-        let slot = match g.free.pop() {
-            Some(i) => {
-                g.slots[i as usize] = Slot::Waiting(None);
+        let slot = match g.free {
+            NO_SLOT => {
+                let i = u32::try_from(g.slots.len()).expect("fewer than 2^32 - 1 open receipts");
+                assert!(i != NO_SLOT, "fewer than 2^32 - 1 open receipts");
+                g.slots.push(Slot::Waiting(None));
                 i
             }
-            None => {
-                let i = u32::try_from(g.slots.len()).expect("fewer than 2^32 open receipts");
-                g.slots.push(Slot::Waiting(None));
+            i => {
+                let Slot::Free(next) = g.slots[i as usize] else {
+                    unreachable!("the free list holds free slots")
+                };
+                g.free = next;
+                g.slots[i as usize] = Slot::Waiting(None);
                 i
             }
         };
         let cmd = make(slot);
         if !g.open {
-            g.slots[slot as usize] = Slot::Free;
-            g.free.push(slot);
+            g.release(slot);
             return Err(cmd);
         }
         g.cmds.push_back(cmd);
@@ -150,14 +168,14 @@ impl Mailbox {
                 Poll::Pending
             }
             Slot::Done(_) => {
-                let Slot::Done(v) = std::mem::replace(s, Slot::Free) else {
+                let Slot::Done(v) = std::mem::replace(s, Slot::Forgotten) else {
                     unreachable!("matched above")
                 };
-                g.free.push(slot);
+                g.release(slot);
                 Poll::Ready(v.map_err(|u| *u))
             }
             // A slot is only read by its own receipt, which stops at `Ready`.
-            Slot::Free | Slot::Forgotten => Poll::Ready(Err(abandoned())),
+            Slot::Free(_) | Slot::Forgotten => Poll::Ready(Err(abandoned())),
         }
     }
 
@@ -169,12 +187,12 @@ impl Mailbox {
             Slot::Waiting(_) => *s = Slot::Forgotten,
             Slot::Done(_) => {
                 // Dropped outside the lock: a verdict may hold a large payload.
-                let v = std::mem::replace(s, Slot::Free);
-                g.free.push(slot);
+                let v = std::mem::replace(s, Slot::Forgotten);
+                g.release(slot);
                 drop(g);
                 drop(v);
             }
-            Slot::Free | Slot::Forgotten => {}
+            Slot::Free(_) | Slot::Forgotten => {}
         }
     }
 
@@ -279,12 +297,11 @@ fn fill(
             *s = Slot::Done(v.map_err(Box::new));
         }
         Slot::Forgotten => {
-            *s = Slot::Free;
-            g.free.push(slot);
+            g.release(slot);
             forgotten.push(v);
         }
         // Settled twice: the first verdict stands.
-        Slot::Done(_) | Slot::Free => {}
+        Slot::Done(_) | Slot::Free(_) => {}
     }
 }
 

@@ -16,6 +16,7 @@ macro_rules! on_tokio {
 
 on_tokio!(
     connect_send_receive,
+    events_are_bounded,
     ping_pong_keeps_idle_connection,
     restart_reconnects_and_flushes_in_order,
     gives_up_and_abandons,

@@ -385,6 +385,49 @@ pub async fn gives_up_and_abandons<R: Runtime>(rt: R) {
     assert_eq!(h.state(), State::Closed);
 }
 
+/// An `Events` kept but never read holds at most its capacity: the oldest events are
+/// dropped, and the first event read then counts them in `missed`.
+pub async fn events_are_bounded<R: Runtime>(rt: R) {
+    // A port nothing listens on: every attempt fails at once, a few events each.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cfg = fast().with_backoff(
+        Backoff::new()
+            .with_initial(Duration::from_millis(1))
+            .with_cap(Duration::from_millis(1))
+            .with_jitter(Jitter::None),
+    );
+    let (h, _inbound, mut events) = Builder::new(rt.clone(), addr)
+        .config(cfg)
+        .event_capacity(8)
+        .spawn()
+        .unwrap();
+    wait_for(&rt, "20 failed attempts", || h.stats().failures >= 20).await;
+    timeout(&rt, Duration::from_secs(5), h.close(CloseMode::Immediate))
+        .await
+        .expect("closed");
+    let mut all = Vec::new();
+    while let Some(e) = timeout(&rt, Duration::from_secs(5), events.next())
+        .await
+        .expect("the stream ends")
+    {
+        all.push(e);
+    }
+    assert!(all.len() <= 8, "{} events kept: {all:?}", all.len());
+    // 20 attempts are far more than 8 events (attempt started + failed each).
+    assert!(all[0].missed >= 32, "{all:?}");
+    assert!(all[1..].iter().all(|e| e.missed == 0), "{all:?}");
+    assert!(matches!(
+        all.last().unwrap().notification,
+        Notification::StateChanged {
+            to: State::Closed,
+            ..
+        }
+    ));
+}
+
 pub async fn bad_config_fails_before_spawn<R: Runtime>(rt: R) {
     let cfg = Config::default().with_connect_timeout(Duration::ZERO);
     let e = Builder::new(rt.clone(), "127.0.0.1:1")
