@@ -109,27 +109,22 @@ pub(crate) struct Driver<R: Runtime> {
     /// Non-default socket options, connector or drop drain; `None` (no allocation) for a
     /// session built with the defaults.
     custom: Option<Box<Custom>>,
-    /// Commands taken from the mailbox, not yet handled.
-    cmds: VecDeque<Command>,
     /// False once every handle is gone.
     handles: bool,
     /// The state snapshot, the inbound and event streams and the mailbox.
     shared: Publisher,
     tap: Option<Box<dyn Tap>>,
-    receipts: Receipts,
-    close_waiters: Vec<oneshot::Sender<()>>,
+    /// What only a busy session needs; `None` (no allocation, and a smaller task) while idle.
+    busy: Option<Box<Busy>>,
     /// The one timer, and the instant it is armed for.
     timer: Option<(StdInstant, Pin<Box<R::Sleep>>)>,
     resolving: Option<(Epoch, BoxFuture<'static, io::Result<Vec<SocketAddr>>>)>,
     dialing: Option<(Epoch, BoxFuture<'static, io::Result<Halves<R>>>)>,
     conn: Option<Conn<R>>,
-    /// The one reusable write buffer.
-    out: Vec<u8>,
     /// Empty unless a read is in progress or a partial frame is held: between reads a
     /// session gives its buffer back to the thread ([`pool`]).
     read_buf: Vec<u8>,
     read_filled: usize,
-    local: Vec<Local>,
     /// The OS error text behind the latest failure of an epoch, for the event stream.
     last_error: Option<Box<(Epoch, String)>>,
     /// Which of commands and I/O `poll_wake` tries first this time.
@@ -140,10 +135,40 @@ pub(crate) struct Driver<R: Runtime> {
     /// Events of this round are queued (hidden) in the shared event stream, to be revealed
     /// once the snapshot is published.
     told: bool,
+}
+
+/// The part of a [`Driver`] that is only needed while it has work in flight: allocated on
+/// demand and freed once the session is idle again (nothing queued, written or awaited), so
+/// an idle session's task is smaller and keeps no buffers.
+#[derive(Default)]
+struct Busy {
+    /// Commands taken from the mailbox, not yet handled.
+    cmds: VecDeque<Command>,
+    receipts: Receipts,
+    close_waiters: Vec<oneshot::Sender<()>>,
+    /// The write buffer (its bytes are being written while `Conn::writing` is set).
+    out: Vec<u8>,
+    local: Vec<Local>,
     /// Outcomes of this round, handed out after the snapshot is published.
     settled: Vec<(u32, Verdict)>,
     /// Scratch for the wakers of settled receipts.
     wakers: Vec<Waker>,
+}
+
+impl Busy {
+    /// Nothing is left that outlives a poll of the task: the box can go.
+    fn is_idle(&self) -> bool {
+        self.cmds.is_empty()
+            && self.receipts.is_empty()
+            && self.close_waiters.is_empty()
+            && self.local.is_empty()
+            && self.settled.is_empty()
+    }
+}
+
+/// The busy part, allocated if needed.
+fn busy(b: &mut Option<Box<Busy>>) -> &mut Busy {
+    b.get_or_insert_with(Box::default)
 }
 
 /// What a session built with non-default settings keeps apart.
@@ -197,27 +222,21 @@ impl<R: Runtime> Driver<R> {
                         drop_drain: p.drop_drain,
                     })
                 }),
-            cmds: VecDeque::new(),
             handles: true,
             shared: p.shared,
             tap: p.tap,
-            receipts: Receipts::default(),
-            close_waiters: Vec::new(),
+            busy: None,
             timer: None,
             resolving: None,
             dialing: None,
             conn: None,
-            out: Vec::new(),
             read_buf: Vec::new(),
             read_filled: 0,
-            local: Vec::new(),
             last_error: None,
             commands_first: false,
             started: false,
             done: false,
             told: false,
-            settled: Vec::new(),
-            wakers: Vec::new(),
         }
     }
 
@@ -248,12 +267,21 @@ impl<R: Runtime> Driver<R> {
                 return Poll::Ready(());
             }
             let Poll::Ready(wake) = self.poll_wake(cx) else {
+                self.maybe_idle();
                 return Poll::Pending;
             };
             let now = self.now();
             self.on_wake(now, wake);
             let now = self.now();
             self.rounds(now);
+        }
+    }
+
+    /// Frees the busy part once nothing in it outlives this poll.
+    fn maybe_idle(&mut self) {
+        let writing = self.conn.as_ref().is_some_and(|c| c.writing.is_some());
+        if !writing && self.busy.as_ref().is_some_and(|b| b.is_idle()) {
+            self.busy = None;
         }
     }
 
@@ -282,10 +310,11 @@ impl<R: Runtime> Driver<R> {
                 }
             };
             self.set_timer(until);
-            if self.local.is_empty() {
-                break;
-            }
-            for l in std::mem::take(&mut self.local) {
+            let local = match &mut self.busy {
+                Some(b) if !b.local.is_empty() => std::mem::take(&mut b.local),
+                _ => break,
+            };
+            for l in local {
                 let event = match l {
                     Local::Closed(epoch) => Event::Closed { epoch },
                     Local::Written(epoch) => Event::Written { epoch },
@@ -302,9 +331,9 @@ impl<R: Runtime> Driver<R> {
     fn publish(&mut self) {
         self.shared
             .publish(self.session.state(), self.session.stats());
-        self.shared
-            .mailbox()
-            .settle(&mut self.settled, &mut self.wakers);
+        if let Some(b) = &mut self.busy {
+            self.shared.mailbox().settle(&mut b.settled, &mut b.wakers);
+        }
         if self.told {
             self.told = false;
             self.shared.reveal_events();
@@ -375,22 +404,23 @@ impl<R: Runtime> Driver<R> {
 
     /// Encodes the whole transmit into the one buffer and starts a single write.
     fn transmit(&mut self, epoch: Epoch, pongs: u8, ping: bool) {
-        self.out.clear();
+        let b = busy(&mut self.busy);
+        b.out.clear();
         let mut bad = None;
         for _ in 0..pongs {
-            bad = bad.or(self.codec.encode(Frame::Pong, &mut self.out).err());
+            bad = bad.or(self.codec.encode(Frame::Pong, &mut b.out).err());
         }
         if ping {
-            bad = bad.or(self.codec.encode(Frame::Ping, &mut self.out).err());
+            bad = bad.or(self.codec.encode(Frame::Ping, &mut b.out).err());
         }
         for p in self.session.transmit_payloads() {
-            bad = bad.or(self.codec.encode(Frame::Data(p), &mut self.out).err());
+            bad = bad.or(self.codec.encode(Frame::Data(p), &mut b.out).err());
         }
         let conn = match &mut self.conn {
             Some(c) if c.epoch == epoch => c,
             _ => {
                 // The core only transmits on its current connection, which is always ours.
-                self.local.push(Local::IoError(epoch, NetError::Reset));
+                b.local.push(Local::IoError(epoch, NetError::Reset));
                 return;
             }
         };
@@ -398,9 +428,9 @@ impl<R: Runtime> Driver<R> {
             // Payloads are checked at enqueue, so only a codec that changes its mind gets
             // here; the connection can no longer be trusted to carry the batch.
             tracing::error!(%epoch, error = %e, "cannot encode transmit");
-            self.local.push(Local::IoError(epoch, NetError::Other));
-        } else if self.out.is_empty() {
-            self.local.push(Local::Written(epoch));
+            b.local.push(Local::IoError(epoch, NetError::Other));
+        } else if b.out.is_empty() {
+            b.local.push(Local::Written(epoch));
         } else {
             conn.writing = Some(0);
         }
@@ -421,7 +451,7 @@ impl<R: Runtime> Driver<R> {
         if self.resolving.as_ref().is_some_and(|(e, _)| *e == epoch) {
             self.resolving = None;
         }
-        self.local.push(Local::Closed(epoch));
+        busy(&mut self.busy).local.push(Local::Closed(epoch));
     }
 
     fn notify(&mut self, n: Notification) {
@@ -431,7 +461,10 @@ impl<R: Runtime> Driver<R> {
                 outcome,
                 payload,
             } => {
-                if let Some((slot, batch)) = self.receipts.remove(&id) {
+                let Some(b) = self.busy.as_mut() else {
+                    return;
+                };
+                if let Some((slot, batch)) = b.receipts.remove(&id) {
                     let r = match (outcome, batch) {
                         (Outcome::Delivered, _) => Ok(()),
                         (o, false) => Err(Undelivered::new(o, payload.unwrap_or_default())),
@@ -442,7 +475,7 @@ impl<R: Runtime> Driver<R> {
                             Err(Undelivered::batch(o, b))
                         }
                     };
-                    self.settled.push((slot, r));
+                    b.settled.push((slot, r));
                 }
                 return;
             }
@@ -471,11 +504,23 @@ impl<R: Runtime> Driver<R> {
         if !self.handles {
             return Poll::Pending;
         }
-        if let Some(c) = self.cmds.pop_front() {
+        if let Some(c) = self.busy.as_mut().and_then(|b| b.cmds.pop_front()) {
             return Poll::Ready(Wake::Command(Some(c)));
         }
-        match self.shared.mailbox().take(&mut self.cmds, cx) {
-            Took::Some => Poll::Ready(Wake::Command(self.cmds.pop_front())),
+        let took = match &mut self.busy {
+            Some(b) => self.shared.mailbox().take(&mut b.cmds, cx),
+            None => {
+                // An idle session allocates its busy part only once a command is there.
+                let mut cmds = VecDeque::new();
+                let took = self.shared.mailbox().take(&mut cmds, cx);
+                if matches!(took, Took::Some) {
+                    busy(&mut self.busy).cmds = cmds;
+                }
+                took
+            }
+        };
+        match took {
+            Took::Some => Poll::Ready(Wake::Command(busy(&mut self.busy).cmds.pop_front())),
             Took::HandlesGone => Poll::Ready(Wake::Command(None)),
             Took::Nothing => Poll::Pending,
         }
@@ -504,7 +549,8 @@ impl<R: Runtime> Driver<R> {
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
         if let Some(conn) = &mut self.conn {
             if let Some(pos) = &mut conn.writing {
-                if let Poll::Ready(r) = poll_write_all(&mut conn.writer, &self.out, pos, cx) {
+                let out = self.busy.as_ref().map_or(&[][..], |b| &b.out);
+                if let Poll::Ready(r) = poll_write_all(&mut conn.writer, out, pos, cx) {
                     conn.writing = None;
                     return Poll::Ready(Wake::Written(conn.epoch, r));
                 }
@@ -573,7 +619,7 @@ impl<R: Runtime> Driver<R> {
             Wake::Command(Some(c)) => {
                 self.command(now, c);
                 for _ in 1..COMMAND_BATCH {
-                    match self.cmds.pop_front() {
+                    match self.busy.as_mut().and_then(|b| b.cmds.pop_front()) {
                         Some(c) => self.command(now, c),
                         None => break,
                     }
@@ -810,7 +856,7 @@ impl<R: Runtime> Driver<R> {
                     let outcome = Outcome::Rejected(RejectReason::Unencodable(fe));
                     let mut u = Undelivered::new(outcome, payload);
                     u.frame_error = Some(fe);
-                    self.settled.push((slot, Err(u)));
+                    busy(&mut self.busy).settled.push((slot, Err(u)));
                     return;
                 }
                 if let Some(t) = &mut self.tap {
@@ -818,11 +864,11 @@ impl<R: Runtime> Driver<R> {
                 }
                 match self.session.enqueue(now, payload, delivery) {
                     Ok(id) => {
-                        self.receipts.insert(id, (slot, false));
+                        busy(&mut self.busy).receipts.insert(id, (slot, false));
                     }
                     Err(r) => {
                         let u = Undelivered::new(Outcome::Rejected(r.reason), r.payload);
-                        self.settled.push((slot, Err(u)));
+                        busy(&mut self.busy).settled.push((slot, Err(u)));
                     }
                 }
             }
@@ -836,7 +882,7 @@ impl<R: Runtime> Driver<R> {
                     let outcome = Outcome::Rejected(RejectReason::Unencodable(fe));
                     let mut u = Undelivered::batch(outcome, batch);
                     u.frame_error = Some(fe);
-                    self.settled.push((slot, Err(u)));
+                    busy(&mut self.busy).settled.push((slot, Err(u)));
                     return;
                 }
                 if let Some(t) = &mut self.tap {
@@ -845,17 +891,17 @@ impl<R: Runtime> Driver<R> {
                 }
                 match self.session.enqueue_batch(now, batch, delivery) {
                     Ok(id) => {
-                        self.receipts.insert(id, (slot, true));
+                        busy(&mut self.busy).receipts.insert(id, (slot, true));
                     }
                     Err(r) => {
                         let b = Batch::from_vec(r.payload).unwrap_or_default();
                         let u = Undelivered::batch(Outcome::Rejected(r.reason), b);
-                        self.settled.push((slot, Err(u)));
+                        busy(&mut self.busy).settled.push((slot, Err(u)));
                     }
                 }
             }
             Command::Close { mode, done } => {
-                self.close_waiters.push(done);
+                busy(&mut self.busy).close_waiters.push(done);
                 self.close(now, mode);
             }
             Command::Reconnect => {
@@ -891,30 +937,36 @@ impl<R: Runtime> Driver<R> {
         self.resolving = None;
         // Commands taken but not handled: their messages come back rejected.
         let closed = Outcome::Rejected(RejectReason::Closed);
-        for c in std::mem::take(&mut self.cmds) {
+        let b = busy(&mut self.busy);
+        for c in std::mem::take(&mut b.cmds) {
             match c {
                 Command::Send { payload, slot, .. } => {
-                    self.settled
+                    b.settled
                         .push((slot, Err(Undelivered::new(closed, payload))));
                 }
                 Command::SendBatch { batch, slot, .. } => {
-                    self.settled
+                    b.settled
                         .push((slot, Err(Undelivered::batch(closed, batch))));
                 }
-                Command::Close { done, .. } => self.close_waiters.push(done),
+                Command::Close { done, .. } => b.close_waiters.push(done),
                 Command::Reconnect => {}
             }
         }
-        for (_, (slot, _)) in self.receipts.drain() {
+        for (_, (slot, _)) in b.receipts.drain() {
             // The core settles every message before it closes; this is a safety net.
             let outcome = Outcome::Abandoned(redial_core::AbandonReason::Closed);
-            self.settled
+            b.settled
                 .push((slot, Err(Undelivered::new(outcome, Vec::new()))));
         }
         self.publish();
         // From now on the mailbox refuses everything; what is still in it is rejected.
-        self.close_waiters.extend(self.shared.mailbox().shut());
-        for w in self.close_waiters.drain(..) {
+        let mut waiters = self
+            .busy
+            .take()
+            .map(|b| b.close_waiters)
+            .unwrap_or_default();
+        waiters.extend(self.shared.mailbox().shut());
+        for w in waiters {
             let _ = w.send(());
         }
         tracing::debug!("session task ended");
