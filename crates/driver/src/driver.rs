@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant as StdInstant};
@@ -104,7 +104,7 @@ pub(crate) struct Driver<R: Runtime> {
     rt: Box<R>,
     origin: StdInstant,
     session: Session,
-    target: Target,
+    target: Dest,
     codec: Box<dyn Codec + Send>,
     /// Non-default socket options, connector or drop drain; `None` (no allocation) for a
     /// session built with the defaults.
@@ -171,6 +171,27 @@ fn busy(b: &mut Option<Box<Busy>>) -> &mut Busy {
     b.get_or_insert_with(Box::default)
 }
 
+/// The target, with the common single IPv4 address inline rather than in a `Vec`.
+enum Dest {
+    V4(SocketAddrV4),
+    Target(Target),
+}
+
+// The address hides in the niche of the target's tag: no larger than a `Target`.
+const _: () = assert!(std::mem::size_of::<Dest>() == std::mem::size_of::<Target>());
+
+impl From<Target> for Dest {
+    fn from(t: Target) -> Self {
+        match t {
+            Target::Addrs(a) if a.len() == 1 => match a[0] {
+                SocketAddr::V4(v4) => Dest::V4(v4),
+                SocketAddr::V6(_) => Dest::Target(Target::Addrs(a)),
+            },
+            t => Dest::Target(t),
+        }
+    }
+}
+
 /// What a session built with non-default settings keeps apart.
 struct Custom {
     socket: SocketOptions,
@@ -210,7 +231,7 @@ impl<R: Runtime> Driver<R> {
             rt: Box::new(p.rt),
             origin: p.origin,
             session: p.session,
-            target: p.target,
+            target: Dest::from(p.target),
             codec: p.codec,
             custom: (p.socket != SocketOptions::default()
                 || p.connector.is_some()
@@ -357,7 +378,16 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn start_resolve(&mut self, epoch: Epoch) {
-        let fut: BoxFuture<'static, io::Result<Vec<SocketAddr>>> = match &self.target {
+        let target = match &self.target {
+            Dest::V4(a) => {
+                let addrs = vec![SocketAddr::V4(*a)];
+                tracing::trace!(%epoch, target = %a, "resolving");
+                self.resolving = Some((epoch, future::ready(Ok(addrs)).boxed()));
+                return;
+            }
+            Dest::Target(t) => t,
+        };
+        let fut: BoxFuture<'static, io::Result<Vec<SocketAddr>>> = match target {
             Target::Addrs(a) => future::ready(Ok(a.clone())).boxed(),
             Target::HostPort(s) => match Target::split_host_port(s) {
                 Some((host, port)) => self.rt.resolve(host, port).boxed(),
@@ -371,7 +401,7 @@ impl<R: Runtime> Driver<R> {
             },
             Target::Discover(d) => d.discover(),
         };
-        tracing::trace!(%epoch, target = ?self.target, "resolving");
+        tracing::trace!(%epoch, ?target, "resolving");
         self.resolving = Some((epoch, fut));
     }
 
