@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use redial_core::{AckMode, Codec, Config, ConfigError, LineCodec, Session};
 
-use crate::driver::{Driver, Parts};
+use crate::driver::{Driver, Parts, Task};
 use crate::handle::{Events, Handle, Inbound, Publisher, Shared};
 use crate::runtime::Runtime;
 use crate::socket::SocketOptions;
@@ -144,7 +144,7 @@ impl<R: Runtime> Builder<R> {
     /// choice) for anything to happen.
     pub fn build(self) -> Result<(Handle, Inbound, Events, SessionTask), ConfigError> {
         let (h, i, e, driver) = self.assemble()?;
-        Ok((h, i, e, SessionTask(Box::pin(driver))))
+        Ok((h, i, e, SessionTask(Box::pin(Task::new(driver)))))
     }
 
     /// The user's ends and the session's driver, not yet spawned.
@@ -192,9 +192,9 @@ impl<R: Runtime> Builder<R> {
     pub fn spawn(self) -> Result<(Handle, Inbound, Events), ConfigError> {
         let rt = self.runtime.clone();
         let (h, i, e, driver) = self.assemble()?;
-        // The driver itself is the task's future: stored inline in the runtime's task, not
-        // behind a `SessionTask` box.
-        rt.spawn(driver);
+        // The driver and its timer are the task's future: stored inline in the runtime's
+        // task, not behind a `SessionTask` box.
+        rt.spawn(Task::new(driver));
         Ok((h, i, e))
     }
 }

@@ -36,6 +36,10 @@ const READ_CHUNK: usize = 16 << 10;
 const READ_START: usize = 512;
 /// Larger read buffers (grown for large frames) are freed rather than pooled.
 const POOL_KEEP: usize = 4 * READ_CHUNK;
+/// [`Conn::writing`] when no write is in progress.
+const NOT_WRITING: usize = usize::MAX;
+/// [`Driver::timer_at`] with no deadline.
+const UNARMED: u64 = u64::MAX;
 /// Commands taken per wakeup, so a burst of sends is one round, not thousands.
 const COMMAND_BATCH: usize = 256;
 
@@ -72,8 +76,9 @@ struct Conn<R: Runtime> {
     /// `None` once EOF, an error or a framing error ended reading.
     reader: Option<R::Reader>,
     writer: R::Writer,
-    /// Bytes of `Driver::out` already written, while a write is in progress.
-    writing: Option<usize>,
+    /// Bytes of the busy part's `out` already written while a write is in progress;
+    /// [`NOT_WRITING`] otherwise (a sentinel rather than an `Option`: a smaller task).
+    writing: usize,
     /// Handshake replies still to read before the core hears `DialOk`.
     handshake: usize,
 }
@@ -99,9 +104,7 @@ enum Local {
 }
 
 pub(crate) struct Driver<R: Runtime> {
-    /// Boxed so the driver is `Unpin` (it is the task's future) whatever `R` is; the usual
-    /// zero-sized runtime handles need no allocation.
-    rt: Box<R>,
+    rt: R,
     origin: StdInstant,
     session: Session,
     target: Dest,
@@ -113,13 +116,16 @@ pub(crate) struct Driver<R: Runtime> {
     handles: bool,
     /// The state snapshot, the inbound and event streams and the mailbox.
     shared: Publisher,
-    tap: Option<Box<dyn Tap>>,
     /// What only a busy session needs; `None` (no allocation, and a smaller task) while idle.
     busy: Option<Box<Busy>>,
-    /// The one timer, and the instant it is armed for.
-    timer: Option<(StdInstant, Pin<Box<R::Sleep>>)>,
-    resolving: Option<(Epoch, BoxFuture<'static, io::Result<Vec<SocketAddr>>>)>,
-    dialing: Option<(Epoch, BoxFuture<'static, io::Result<Halves<R>>>)>,
+    /// The instant the one timer (kept by the [`Task`]) is armed for.
+    /// In the core's nanoseconds; [`UNARMED`] when there is no deadline.
+    timer_at: u64,
+    /// `timer_at` changed: the task replaces its timer.
+    rearm: bool,
+    /// The resolution or dial in flight (never both: an epoch dials once resolved, and a new
+    /// epoch starts once the previous one is closed), as the wake it ends with.
+    pending: Option<(Epoch, BoxFuture<'static, Wake<R>>)>,
     conn: Option<Conn<R>>,
     /// Empty unless a read is in progress or a partial frame is held: between reads a
     /// session gives its buffer back to the thread ([`pool`]).
@@ -192,11 +198,17 @@ impl From<Target> for Dest {
     }
 }
 
-/// What a session built with non-default settings keeps apart.
+/// What a session built with non-default settings (or recording) keeps apart.
 struct Custom {
     socket: SocketOptions,
     connector: Option<Connector>,
     drop_drain: Duration,
+    tap: Option<Box<dyn Tap>>,
+}
+
+/// The recorder, if any.
+fn tap(custom: &mut Option<Box<Custom>>) -> Option<&mut Box<dyn Tap>> {
+    custom.as_mut()?.tap.as_mut()
 }
 
 /// The pieces a [`Driver`] is built from.
@@ -214,8 +226,8 @@ pub(crate) struct Parts<R: Runtime> {
 }
 
 /// Feeds one event to the core (and the recorder), logging stale events.
-fn feed(session: &mut Session, tap: &mut Option<Box<dyn Tap>>, now: Instant, event: Event<'_>) {
-    if let Some(t) = tap {
+fn feed(session: &mut Session, custom: &mut Option<Box<Custom>>, now: Instant, event: Event<'_>) {
+    if let Some(t) = tap(custom) {
         t.event(now, &event);
     }
     let stale = session.stats().stale_events;
@@ -228,28 +240,29 @@ fn feed(session: &mut Session, tap: &mut Option<Box<dyn Tap>>, now: Instant, eve
 impl<R: Runtime> Driver<R> {
     pub(crate) fn new(p: Parts<R>) -> Self {
         Driver {
-            rt: Box::new(p.rt),
+            rt: p.rt,
             origin: p.origin,
             session: p.session,
             target: Dest::from(p.target),
             codec: p.codec,
             custom: (p.socket != SocketOptions::default()
                 || p.connector.is_some()
-                || p.drop_drain != DEFAULT_DROP_DRAIN)
-                .then(|| {
-                    Box::new(Custom {
-                        socket: p.socket,
-                        connector: p.connector,
-                        drop_drain: p.drop_drain,
-                    })
-                }),
+                || p.drop_drain != DEFAULT_DROP_DRAIN
+                || p.tap.is_some())
+            .then(|| {
+                Box::new(Custom {
+                    socket: p.socket,
+                    connector: p.connector,
+                    drop_drain: p.drop_drain,
+                    tap: p.tap,
+                })
+            }),
             handles: true,
             shared: p.shared,
-            tap: p.tap,
             busy: None,
-            timer: None,
-            resolving: None,
-            dialing: None,
+            timer_at: UNARMED,
+            rearm: false,
+            pending: None,
             conn: None,
             read_buf: Vec::new(),
             read_filled: 0,
@@ -271,8 +284,12 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// One step of the loop (a round of actions, then wait for exactly one thing to
-    /// happen), as [`Future::poll`] runs it.
-    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// happen), as [`Task::poll`] runs it.
+    fn poll_run(
+        &mut self,
+        mut timer: Pin<&mut Option<R::Sleep>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
         if self.done {
             return Poll::Ready(());
         }
@@ -282,12 +299,20 @@ impl<R: Runtime> Driver<R> {
             self.rounds(now);
         }
         loop {
+            if self.rearm {
+                self.rearm = false;
+                let at = (self.timer_at != UNARMED)
+                    .then(|| self.to_std(Instant::from_nanos(self.timer_at)))
+                    .flatten();
+                timer.set(at.map(|d| self.rt.sleep_until(d)));
+            }
             if self.session.state() == State::Closed {
                 self.done = true;
+                timer.set(None);
                 self.finish();
                 return Poll::Ready(());
             }
-            let Poll::Ready(wake) = self.poll_wake(cx) else {
+            let Poll::Ready(wake) = self.poll_wake(timer.as_mut(), cx) else {
                 self.maybe_idle();
                 return Poll::Pending;
             };
@@ -300,7 +325,7 @@ impl<R: Runtime> Driver<R> {
 
     /// Frees the busy part once nothing in it outlives this poll.
     fn maybe_idle(&mut self) {
-        let writing = self.conn.as_ref().is_some_and(|c| c.writing.is_some());
+        let writing = self.conn.as_ref().is_some_and(|c| c.writing != NOT_WRITING);
         if !writing && self.busy.as_ref().is_some_and(|b| b.is_idle()) {
             self.busy = None;
         }
@@ -310,12 +335,12 @@ impl<R: Runtime> Driver<R> {
     /// actions produced at once (closes, empty writes) until there are none.
     fn rounds(&mut self, now: Instant) {
         loop {
-            if let Some(t) = &mut self.tap {
+            if let Some(t) = tap(&mut self.custom) {
                 t.round(now);
             }
             let until = loop {
                 let action = self.session.poll(now);
-                if let Some(t) = &mut self.tap {
+                if let Some(t) = tap(&mut self.custom) {
                     t.action(&action);
                 }
                 match action {
@@ -341,7 +366,7 @@ impl<R: Runtime> Driver<R> {
                     Local::Written(epoch) => Event::Written { epoch },
                     Local::IoError(epoch, error) => Event::IoError { epoch, error },
                 };
-                feed(&mut self.session, &mut self.tap, now, event);
+                feed(&mut self.session, &mut self.custom, now, event);
             }
         }
         self.publish();
@@ -369,20 +394,24 @@ impl<R: Runtime> Driver<R> {
     /// (it fires, the core is polled, and the timer is armed again for the later deadline),
     /// so a deadline that moves later on every read costs nothing.
     fn set_timer(&mut self, until: Option<Instant>) {
-        let deadline = until.and_then(|u| self.to_std(u));
-        match (deadline, &self.timer) {
-            (None, _) => self.timer = None,
-            (Some(d), Some((armed, _))) if *armed <= d => {}
-            (Some(d), _) => self.timer = Some((d, Box::pin(self.rt.sleep_until(d)))),
+        let at = until.map_or(UNARMED, Instant::as_nanos);
+        let keep = self.timer_at == at || (self.timer_at < at && at != UNARMED);
+        if !keep {
+            self.timer_at = at;
+            self.rearm = true;
         }
     }
 
     fn start_resolve(&mut self, epoch: Epoch) {
+        debug_assert!(self.pending.is_none(), "one resolution or dial at a time");
         let target = match &self.target {
             Dest::V4(a) => {
                 let addrs = vec![SocketAddr::V4(*a)];
                 tracing::trace!(%epoch, target = %a, "resolving");
-                self.resolving = Some((epoch, future::ready(Ok(addrs)).boxed()));
+                self.pending = Some((
+                    epoch,
+                    future::ready(Wake::Resolved(epoch, Ok(addrs))).boxed(),
+                ));
                 return;
             }
             Dest::Target(t) => t,
@@ -402,10 +431,11 @@ impl<R: Runtime> Driver<R> {
             Target::Discover(d) => d.discover(),
         };
         tracing::trace!(%epoch, ?target, "resolving");
-        self.resolving = Some((epoch, fut));
+        self.pending = Some((epoch, fut.map(move |r| Wake::Resolved(epoch, r)).boxed()));
     }
 
     fn start_dial(&mut self, epoch: Epoch, addr: SocketAddr) {
+        debug_assert!(self.pending.is_none(), "one resolution or dial at a time");
         let mut handshake = Vec::new();
         self.codec.handshake(&mut handshake);
         let rt = R::clone(&self.rt);
@@ -429,7 +459,7 @@ impl<R: Runtime> Driver<R> {
             }
             Ok((reader, writer))
         };
-        self.dialing = Some((epoch, fut.boxed()));
+        self.pending = Some((epoch, fut.map(move |r| Wake::Dialed(epoch, r)).boxed()));
     }
 
     /// Encodes the whole transmit into the one buffer and starts a single write.
@@ -462,7 +492,7 @@ impl<R: Runtime> Driver<R> {
         } else if b.out.is_empty() {
             b.local.push(Local::Written(epoch));
         } else {
-            conn.writing = Some(0);
+            conn.writing = 0;
         }
     }
 
@@ -475,11 +505,8 @@ impl<R: Runtime> Driver<R> {
             self.release_read_buf();
             tracing::debug!(%epoch, %reason, "socket closed");
         }
-        if self.dialing.as_ref().is_some_and(|(e, _)| *e == epoch) {
-            self.dialing = None;
-        }
-        if self.resolving.as_ref().is_some_and(|(e, _)| *e == epoch) {
-            self.resolving = None;
+        if self.pending.as_ref().is_some_and(|(e, _)| *e == epoch) {
+            self.pending = None;
         }
         busy(&mut self.busy).local.push(Local::Closed(epoch));
     }
@@ -556,7 +583,11 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
+    fn poll_wake(
+        &mut self,
+        timer: Pin<&mut Option<R::Sleep>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Wake<R>> {
         // Alternate whether user commands or the socket go first, so that neither a sender
         // that never pauses nor a peer that never stops talking can starve the other.
         self.commands_first = !self.commands_first;
@@ -565,7 +596,7 @@ impl<R: Runtime> Driver<R> {
                 return Poll::Ready(w);
             }
         }
-        if let Poll::Ready(w) = self.poll_io(cx) {
+        if let Poll::Ready(w) = self.poll_io(timer, cx) {
             return Poll::Ready(w);
         }
         if !self.commands_first {
@@ -576,12 +607,17 @@ impl<R: Runtime> Driver<R> {
         Poll::Pending
     }
 
-    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Wake<R>> {
+    fn poll_io(
+        &mut self,
+        mut timer: Pin<&mut Option<R::Sleep>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Wake<R>> {
         if let Some(conn) = &mut self.conn {
-            if let Some(pos) = &mut conn.writing {
+            if conn.writing != NOT_WRITING {
+                let pos = &mut conn.writing;
                 let out = self.busy.as_ref().map_or(&[][..], |b| &b.out);
                 if let Poll::Ready(r) = poll_write_all(&mut conn.writer, out, pos, cx) {
-                    conn.writing = None;
+                    conn.writing = NOT_WRITING;
                     return Poll::Ready(Wake::Written(conn.epoch, r));
                 }
             }
@@ -609,23 +645,16 @@ impl<R: Runtime> Driver<R> {
                 self.release_read_buf();
             }
         }
-        if let Some((epoch, fut)) = &mut self.dialing {
-            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-                let epoch = *epoch;
-                self.dialing = None;
-                return Poll::Ready(Wake::Dialed(epoch, r));
+        if let Some((_, fut)) = &mut self.pending {
+            if let Poll::Ready(w) = fut.as_mut().poll(cx) {
+                self.pending = None;
+                return Poll::Ready(w);
             }
         }
-        if let Some((epoch, fut)) = &mut self.resolving {
-            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-                let epoch = *epoch;
-                self.resolving = None;
-                return Poll::Ready(Wake::Resolved(epoch, r));
-            }
-        }
-        if let Some((_, sleep)) = &mut self.timer {
-            if sleep.as_mut().poll(cx).is_ready() {
-                self.timer = None;
+        if let Some(sleep) = timer.as_mut().as_pin_mut() {
+            if sleep.poll(cx).is_ready() {
+                timer.set(None);
+                self.timer_at = UNARMED;
                 return Poll::Ready(Wake::Timer);
             }
         }
@@ -657,7 +686,7 @@ impl<R: Runtime> Driver<R> {
             }
             Wake::Command(None) => self.all_handles_dropped(now),
             Wake::Timer => {
-                if let Some(t) = &mut self.tap {
+                if let Some(t) = tap(&mut self.custom) {
                     t.event(now, &Event::Timer);
                 }
                 self.session.handle(now, Event::Timer);
@@ -668,14 +697,14 @@ impl<R: Runtime> Driver<R> {
                     epoch,
                     addrs: &addrs,
                 };
-                feed(&mut self.session, &mut self.tap, now, event);
+                feed(&mut self.session, &mut self.custom, now, event);
             }
             Wake::Resolved(epoch, Err(e)) => {
                 let error = classify_resolve(&e);
                 self.last_error = Some(Box::new((epoch, e.to_string())));
                 feed(
                     &mut self.session,
-                    &mut self.tap,
+                    &mut self.custom,
                     now,
                     Event::ResolveFailed { epoch, error },
                 );
@@ -687,13 +716,13 @@ impl<R: Runtime> Driver<R> {
                     epoch,
                     reader: Some(reader),
                     writer,
-                    writing: None,
+                    writing: NOT_WRITING,
                     handshake,
                 });
                 if handshake == 0 {
                     feed(
                         &mut self.session,
-                        &mut self.tap,
+                        &mut self.custom,
                         now,
                         Event::DialOk { epoch },
                     );
@@ -706,7 +735,7 @@ impl<R: Runtime> Driver<R> {
                 self.last_error = Some(Box::new((epoch, e.to_string())));
                 feed(
                     &mut self.session,
-                    &mut self.tap,
+                    &mut self.custom,
                     now,
                     Event::DialFailed { epoch, error },
                 );
@@ -714,7 +743,7 @@ impl<R: Runtime> Driver<R> {
             Wake::Written(epoch, Ok(())) => {
                 feed(
                     &mut self.session,
-                    &mut self.tap,
+                    &mut self.custom,
                     now,
                     Event::Written { epoch },
                 );
@@ -739,7 +768,7 @@ impl<R: Runtime> Driver<R> {
                 self.last_error = Some(Box::new((epoch, e.to_string())));
                 feed(
                     &mut self.session,
-                    &mut self.tap,
+                    &mut self.custom,
                     now,
                     Event::IoError { epoch, error },
                 );
@@ -748,13 +777,18 @@ impl<R: Runtime> Driver<R> {
                 if let Some(c) = &mut self.conn {
                     c.reader = None;
                 }
-                feed(&mut self.session, &mut self.tap, now, Event::Eof { epoch });
+                feed(
+                    &mut self.session,
+                    &mut self.custom,
+                    now,
+                    Event::Eof { epoch },
+                );
             }
             Wake::Read(epoch, Ok(n)) => self.on_read(now, epoch, n),
             Wake::Overflow(epoch, error) => {
                 self.read_filled = 0;
                 let event = Event::ProtocolError { epoch, error };
-                feed(&mut self.session, &mut self.tap, now, event);
+                feed(&mut self.session, &mut self.custom, now, event);
             }
         }
     }
@@ -774,7 +808,7 @@ impl<R: Runtime> Driver<R> {
         self.read_filled = 0;
         self.last_error = Some(Box::new((epoch, detail)));
         let event = Event::DialFailed { epoch, error };
-        feed(&mut self.session, &mut self.tap, now, event);
+        feed(&mut self.session, &mut self.custom, now, event);
     }
 
     /// Decodes every complete frame in the read buffer, then keeps the partial rest.
@@ -820,13 +854,13 @@ impl<R: Runtime> Driver<R> {
             tracing::debug!(%epoch, "handshake complete");
             feed(
                 &mut self.session,
-                &mut self.tap,
+                &mut self.custom,
                 now,
                 Event::DialOk { epoch },
             );
         }
-        let (session, tap) = (&mut self.session, &mut self.tap);
-        feed(session, tap, now, Event::BytesRead { epoch, len: n });
+        let (session, custom) = (&mut self.session, &mut self.custom);
+        feed(session, custom, now, Event::BytesRead { epoch, len: n });
         let per_reply_acks = session.config().acks == AckMode::InOrder;
         let mut failed = false;
         while start < self.read_filled {
@@ -836,11 +870,11 @@ impl<R: Runtime> Driver<R> {
                         Frame::Data(d) => {
                             self.shared.inbound(d.to_vec());
                             if per_reply_acks {
-                                feed(session, tap, now, Event::Acked { epoch, count: 1 });
+                                feed(session, custom, now, Event::Acked { epoch, count: 1 });
                             }
                         }
-                        Frame::Ping => feed(session, tap, now, Event::PeerPing { epoch }),
-                        Frame::Pong => feed(session, tap, now, Event::Pong { epoch }),
+                        Frame::Ping => feed(session, custom, now, Event::PeerPing { epoch }),
+                        Frame::Pong => feed(session, custom, now, Event::Pong { epoch }),
                     }
                     // A codec claiming zero bytes would loop forever: treat it as consumed.
                     start += used.max(1);
@@ -848,7 +882,7 @@ impl<R: Runtime> Driver<R> {
                 Ok(None) => break,
                 Err(error) => {
                     tracing::warn!(%epoch, %error, "inbound framing error");
-                    feed(session, tap, now, Event::ProtocolError { epoch, error });
+                    feed(session, custom, now, Event::ProtocolError { epoch, error });
                     failed = true;
                     break;
                 }
@@ -889,7 +923,7 @@ impl<R: Runtime> Driver<R> {
                     busy(&mut self.busy).settled.push((slot, Err(u)));
                     return;
                 }
-                if let Some(t) = &mut self.tap {
+                if let Some(t) = tap(&mut self.custom) {
                     t.enqueue(now, payload.len(), None, delivery);
                 }
                 match self.session.enqueue(now, payload, delivery) {
@@ -915,7 +949,7 @@ impl<R: Runtime> Driver<R> {
                     busy(&mut self.busy).settled.push((slot, Err(u)));
                     return;
                 }
-                if let Some(t) = &mut self.tap {
+                if let Some(t) = tap(&mut self.custom) {
                     let shape = Some((batch.len(), batch.largest()));
                     t.enqueue(now, batch.byte_len(), shape, delivery);
                 }
@@ -935,7 +969,7 @@ impl<R: Runtime> Driver<R> {
                 self.close(now, mode);
             }
             Command::Reconnect => {
-                if let Some(t) = &mut self.tap {
+                if let Some(t) = tap(&mut self.custom) {
                     t.reconnect(now);
                 }
                 self.session.reconnect_now(now);
@@ -944,7 +978,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn close(&mut self, now: Instant, mode: CloseMode) {
-        if let Some(t) = &mut self.tap {
+        if let Some(t) = tap(&mut self.custom) {
             t.close(now, mode);
         }
         self.session.close(now, mode);
@@ -963,8 +997,7 @@ impl<R: Runtime> Driver<R> {
     /// The session is closed: settle whatever is left and end every stream.
     fn finish(&mut self) {
         self.conn = None;
-        self.dialing = None;
-        self.resolving = None;
+        self.pending = None;
         // Commands taken but not handled: their messages come back rejected.
         let closed = Outcome::Rejected(RejectReason::Closed);
         let b = busy(&mut self.busy);
@@ -1003,11 +1036,31 @@ impl<R: Runtime> Driver<R> {
     }
 }
 
-impl<R: Runtime> Future for Driver<R> {
+pin_project_lite::pin_project! {
+    /// The session's task: the [`Driver`] and its one timer, kept inline (pinned) rather
+    /// than boxed, since a connected session always has one armed.
+    pub(crate) struct Task<R: Runtime> {
+        #[pin]
+        timer: Option<R::Sleep>,
+        driver: Driver<R>,
+    }
+}
+
+impl<R: Runtime> Task<R> {
+    pub(crate) fn new(driver: Driver<R>) -> Self {
+        Task {
+            timer: None,
+            driver,
+        }
+    }
+}
+
+impl<R: Runtime> Future for Task<R> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().poll_run(cx)
+        let this = self.project();
+        this.driver.poll_run(this.timer, cx)
     }
 }
 
