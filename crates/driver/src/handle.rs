@@ -6,13 +6,13 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::channel::oneshot;
 
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Inner, Mailbox};
 use futures::Stream;
 use redial_core::{
     AbandonReason, Batch, CloseMode, Delivery, Epoch, FrameError, Notification, Outcome,
@@ -40,13 +40,12 @@ pub(crate) enum Command {
 }
 
 /// What the session task and the user's [`Handle`], [`Inbound`] and [`Events`] share: one
-/// allocation per session for the state snapshot and both streams (instead of a channel
-/// each, whose stub nodes and shared blocks an idle session would keep).
+/// allocation per session for the state snapshot, both streams and the mailbox (instead of
+/// a channel each, whose stub nodes and shared blocks an idle session would keep), under
+/// one mutex (held briefly, never across a wake).
 pub(crate) struct Shared {
-    /// The latest state and counters, published by the session task after every round.
-    snapshot: Mutex<(State, Stats)>,
-    streams: Mutex<Streams>,
-    /// Commands from the handles and the receipts' slots.
+    /// Commands from the handles and the receipts' slots; its mutex also guards the
+    /// [`Streams`].
     mailbox: Mailbox,
 }
 
@@ -56,7 +55,11 @@ impl fmt::Debug for Shared {
     }
 }
 
-struct Streams {
+/// The snapshot and both streams, kept under the mailbox's mutex.
+pub(crate) struct Streams {
+    /// The latest state and counters, published by the session task after every round.
+    state: State,
+    stats: Stats,
     inbound: Queue<Vec<u8>>,
     events: Queue<Stored>,
     /// Events dropped (the oldest first) since the front event was queued: reported with
@@ -67,6 +70,20 @@ struct Streams {
     event_cap: u32,
     /// The session task has ended: both streams end once drained.
     ended: bool,
+}
+
+impl Streams {
+    pub(crate) fn new(event_cap: usize) -> Self {
+        Streams {
+            state: State::Disconnected,
+            stats: Stats::default(),
+            inbound: Queue::default(),
+            events: Queue::default(),
+            missed: 0,
+            event_cap: u32::try_from(event_cap.max(1)).unwrap_or(u32::MAX),
+            ended: false,
+        }
+    }
 }
 
 /// One stream's queue, its consumer's waker, and whether the consumer is gone.
@@ -158,23 +175,11 @@ impl<T> Queue<T> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Shared {
     /// `event_cap`: how many undelivered events are kept (see [`crate::Builder::event_capacity`]).
     pub(crate) fn new(event_cap: usize) -> Arc<Self> {
         Arc::new(Shared {
-            snapshot: Mutex::new((State::Disconnected, Stats::default())),
-            streams: Mutex::new(Streams {
-                inbound: Queue::default(),
-                events: Queue::default(),
-                missed: 0,
-                event_cap: u32::try_from(event_cap.max(1)).unwrap_or(u32::MAX),
-                ended: false,
-            }),
-            mailbox: Mailbox::new(),
+            mailbox: Mailbox::new(Streams::new(event_cap)),
         })
     }
 
@@ -182,17 +187,20 @@ impl Shared {
         &self.mailbox
     }
 
-    pub(crate) fn publish(&self, state: State, stats: Stats) {
-        *lock(&self.snapshot) = (state, stats);
+    /// The snapshot and the streams, locked.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.mailbox.lock()
     }
 
-    fn get(&self) -> (State, Stats) {
-        *lock(&self.snapshot)
+    pub(crate) fn publish(&self, state: State, stats: Stats) {
+        let mut g = self.lock();
+        g.streams.state = state;
+        g.streams.stats = stats;
     }
 
     /// Queues one inbound data frame (dropped if nobody holds the [`Inbound`] any more).
     pub(crate) fn inbound(&self, frame: Vec<u8>) {
-        let waker = lock(&self.streams).inbound.push(frame);
+        let waker = self.lock().streams.inbound.push(frame);
         if let Some(w) = waker {
             w.wake();
         }
@@ -203,7 +211,8 @@ impl Shared {
     /// When the stream is full, the oldest event is dropped and counted.
     pub(crate) fn event(&self, event: SessionEvent) {
         let stored = Stored::new(event);
-        let mut s = lock(&self.streams);
+        let mut g = self.lock();
+        let s = &mut g.streams;
         let cap = s.event_cap as usize;
         if s.events.push_hidden(stored, cap) {
             s.missed += 1;
@@ -212,7 +221,7 @@ impl Shared {
 
     /// Hands out the events queued by [`Shared::event`].
     pub(crate) fn reveal_events(&self) {
-        let waker = lock(&self.streams).events.reveal();
+        let waker = self.lock().streams.events.reveal();
         if let Some(w) = waker {
             w.wake();
         }
@@ -224,7 +233,8 @@ impl Shared {
         // waiting and no handle can queue anything more; close waiters are released.
         drop(self.mailbox.shut());
         let (a, b) = {
-            let mut s = lock(&self.streams);
+            let mut g = self.lock();
+            let s = &mut g.streams;
             s.ended = true;
             s.events.hidden = 0;
             (s.inbound.waker.take(), s.events.waker.take())
@@ -565,12 +575,12 @@ impl Handle {
     /// out only after the round's state and stats are published, so after seeing one, these
     /// getters already include it.
     pub fn state(&self) -> State {
-        self.shared.get().0
+        self.shared.lock().streams.state
     }
 
     /// The counters, as of the session's last round.
     pub fn stats(&self) -> Stats {
-        self.shared.get().1
+        self.shared.lock().streams.stats
     }
 
     /// Skips the backoff wait, or drops the live connection and dials again.
@@ -618,7 +628,8 @@ impl fmt::Debug for Inbound {
 impl Stream for Inbound {
     type Item = Vec<u8>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
-        let mut s = lock(&self.shared.streams);
+        let mut g = self.shared.lock();
+        let s = &mut g.streams;
         let ended = s.ended;
         s.inbound.poll(ended, cx)
     }
@@ -626,7 +637,7 @@ impl Stream for Inbound {
 
 impl Drop for Inbound {
     fn drop(&mut self) {
-        lock(&self.shared.streams).inbound.drop_consumer();
+        self.shared.lock().streams.inbound.drop_consumer();
     }
 }
 
@@ -666,7 +677,8 @@ impl fmt::Debug for Events {
 impl Stream for Events {
     type Item = SessionEvent;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SessionEvent>> {
-        let mut s = lock(&self.shared.streams);
+        let mut g = self.shared.lock();
+        let s = &mut g.streams;
         let ended = s.ended;
         let e = std::task::ready!(s.events.poll(ended, cx));
         let missed = if e.is_some() {
@@ -680,7 +692,7 @@ impl Stream for Events {
 
 impl Drop for Events {
     fn drop(&mut self) {
-        lock(&self.shared.streams).events.drop_consumer();
+        self.shared.lock().streams.events.drop_consumer();
     }
 }
 
@@ -703,7 +715,8 @@ mod tests {
 
     fn read_all(sh: &Arc<Shared>) -> Vec<SessionEvent> {
         let mut cx = Context::from_waker(noop_waker_ref());
-        let mut s = lock(&sh.streams);
+        let mut g = sh.lock();
+        let s = &mut g.streams;
         let mut out = Vec::new();
         while let Poll::Ready(Some(e)) = s.events.poll(false, &mut cx) {
             out.push(e.into_event(std::mem::take(&mut s.missed)));

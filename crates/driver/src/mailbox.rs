@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use futures::channel::oneshot;
 use redial_core::{AbandonReason, Outcome, RejectReason};
 
-use crate::handle::{Command, Undelivered};
+use crate::handle::{Command, Streams, Undelivered};
 
 /// What a receipt resolves to.
 pub(crate) type Verdict = Result<(), Undelivered>;
@@ -35,7 +35,10 @@ enum Slot {
     Forgotten,
 }
 
-struct Inner {
+pub(crate) struct Inner {
+    /// The state snapshot and the user's streams, under the same lock (one mutex per
+    /// session).
+    pub(crate) streams: Streams,
     cmds: VecDeque<Command>,
     slots: Vec<Slot>,
     /// The first free slot, or [`NO_SLOT`].
@@ -70,9 +73,10 @@ pub(crate) enum Took {
 }
 
 impl Mailbox {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(streams: Streams) -> Self {
         Mailbox {
             inner: Mutex::new(Inner {
+                streams,
                 cmds: VecDeque::new(),
                 slots: Vec::new(),
                 free: NO_SLOT,
@@ -83,7 +87,7 @@ impl Mailbox {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -327,7 +331,7 @@ mod tests {
 
     #[test]
     fn the_task_takes_commands_in_order_and_receipts_get_their_verdicts() {
-        let mb = Mailbox::new();
+        let mb = Mailbox::new(Streams::new(1));
         let mut cx = Context::from_waker(noop_waker_ref());
         let mut got = VecDeque::new();
         assert!(matches!(mb.take(&mut got, &mut cx), Took::Nothing));
@@ -357,7 +361,7 @@ mod tests {
 
     #[test]
     fn dropped_receipts_free_their_slots_whenever_they_settle() {
-        let mb = Mailbox::new();
+        let mb = Mailbox::new(Streams::new(1));
         let early = send(&mb, b"x");
         mb.forget(early);
         mb.settle(&mut vec![(early, Ok(()))], &mut Vec::new());
@@ -371,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_shut_mailbox_rejects_queued_abandons_waiting_and_refuses_new() {
-        let mb = Mailbox::new();
+        let mb = Mailbox::new(Streams::new(1));
         let mut cx = Context::from_waker(noop_waker_ref());
         let taken = send(&mb, b"taken");
         let mut got = VecDeque::new();
@@ -405,7 +409,7 @@ mod tests {
 
     #[test]
     fn the_last_handle_gone_is_seen_once_the_queue_is_empty() {
-        let mb = Mailbox::new();
+        let mb = Mailbox::new(Streams::new(1));
         let mut cx = Context::from_waker(noop_waker_ref());
         mb.handle_cloned();
         send(&mb, b"last words");
