@@ -215,6 +215,13 @@ fn share(config: &Config) -> Arc<Config> {
     c
 }
 
+/// The size of a session's task future on runtime `R` (the driver and its timer, stored
+/// inline in the runtime's task): for memory reports. Not a stable API.
+#[doc(hidden)]
+pub fn session_task_size<R: Runtime>() -> usize {
+    std::mem::size_of::<Task<R>>()
+}
+
 /// The session's task: the whole run loop as one future. Spawn it or await it.
 #[must_use = "the session does nothing unless its task is polled"]
 pub struct SessionTask(Pin<Box<dyn Future<Output = ()> + Send>>);

@@ -55,6 +55,8 @@ mod target;
 #[cfg(feature = "record")]
 pub mod trace;
 
+#[doc(hidden)]
+pub use builder::session_task_size;
 pub use builder::{Builder, Connector, SessionTask};
 pub use error::{classify, classify_resolve};
 pub use handle::{Events, Handle, Inbound, Receipt, SessionEvent, Undelivered};
