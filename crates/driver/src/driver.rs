@@ -36,6 +36,9 @@ const READ_CHUNK: usize = 16 << 10;
 const READ_START: usize = 512;
 /// Larger read buffers (grown for large frames) are freed rather than pooled.
 const POOL_KEEP: usize = 4 * READ_CHUNK;
+/// How long after the last user command an idle session keeps its busy part
+/// ([`Driver::maybe_idle`]), in nanoseconds.
+const BUSY_LINGER: u64 = 1_000_000_000;
 /// [`Conn::writing`] when no write is in progress.
 const NOT_WRITING: usize = usize::MAX;
 /// [`Driver::timer_at`] with no deadline.
@@ -159,6 +162,8 @@ struct Busy {
     settled: Vec<(u32, Verdict)>,
     /// Scratch for the wakers of settled receipts.
     wakers: Vec<Waker>,
+    /// When the last user command was handled (core nanoseconds; 0: none yet).
+    last_command: u64,
 }
 
 impl Busy {
@@ -293,10 +298,13 @@ impl<R: Runtime> Driver<R> {
         if self.done {
             return Poll::Ready(());
         }
+        // The time of this poll's last round, if it ran one.
+        let mut last = None;
         if !self.started {
             self.started = true;
             let now = self.now();
             self.rounds(now);
+            last = Some(now);
         }
         loop {
             if self.rearm {
@@ -313,20 +321,30 @@ impl<R: Runtime> Driver<R> {
                 return Poll::Ready(());
             }
             let Poll::Ready(wake) = self.poll_wake(timer.as_mut(), cx) else {
-                self.maybe_idle();
+                if let Some(now) = last {
+                    self.maybe_idle(now);
+                }
                 return Poll::Pending;
             };
             let now = self.now();
             self.on_wake(now, wake);
             let now = self.now();
             self.rounds(now);
+            last = Some(now);
         }
     }
 
-    /// Frees the busy part once nothing in it outlives this poll.
-    fn maybe_idle(&mut self) {
+    /// Frees the busy part when nothing in it outlives this poll and no user command came
+    /// for [`BUSY_LINGER`]: not between the bursts of a steady sender (which would allocate it
+    /// and regrow its buffers every burst), but at the first wakeup (a heartbeat, say) after
+    /// traffic stops. A busy part made only for a PING is freed once it is written.
+    fn maybe_idle(&mut self, now: Instant) {
         let writing = self.conn.as_ref().is_some_and(|c| c.writing != NOT_WRITING);
-        if !writing && self.busy.as_ref().is_some_and(|b| b.is_idle()) {
+        if !writing
+            && self.busy.as_ref().is_some_and(|b| {
+                b.is_idle() && now.as_nanos().saturating_sub(b.last_command) >= BUSY_LINGER
+            })
+        {
             self.busy = None;
         }
     }
@@ -676,6 +694,7 @@ impl<R: Runtime> Driver<R> {
     fn on_wake_inner(&mut self, now: Instant, wake: Wake<R>) {
         match wake {
             Wake::Command(Some(c)) => {
+                busy(&mut self.busy).last_command = now.as_nanos();
                 self.command(now, c);
                 for _ in 1..COMMAND_BATCH {
                     match self.busy.as_mut().and_then(|b| b.cmds.pop_front()) {

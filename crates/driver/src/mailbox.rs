@@ -162,6 +162,7 @@ impl Mailbox {
     /// Polls a receipt's slot.
     pub(crate) fn poll_slot(&self, slot: u32, cx: &mut Context<'_>) -> Poll<Verdict> {
         let mut g = self.lock();
+        let next = g.free;
         let s = &mut g.slots[slot as usize];
         match s {
             Slot::Waiting(w) => {
@@ -172,10 +173,11 @@ impl Mailbox {
                 Poll::Pending
             }
             Slot::Done(_) => {
-                let Slot::Done(v) = std::mem::replace(s, Slot::Forgotten) else {
+                // Freed in the same write that takes the verdict out.
+                let Slot::Done(v) = std::mem::replace(s, Slot::Free(next)) else {
                     unreachable!("matched above")
                 };
-                g.release(slot);
+                g.free = slot;
                 Poll::Ready(v.map_err(|u| *u))
             }
             // A slot is only read by its own receipt, which stops at `Ready`.
