@@ -199,9 +199,28 @@ impl Ledger {
                 Some(e.payload),
             ));
         }
+        Ok(self.push_fitting(payload, frames, delivery))
+    }
+
+    /// Whether a single message of `size` bytes is accepted without evicting anything.
+    #[inline]
+    pub(crate) fn fits_one(&self, size: usize, limits: &QueueLimits) -> bool {
+        size <= limits.max_message
+            && self.entries.len() < limits.max_messages
+            && self.bytes.saturating_add(size) <= limits.max_bytes
+    }
+
+    /// Appends an entry already checked against the limits.
+    #[inline]
+    pub(crate) fn push_fitting(
+        &mut self,
+        payload: Vec<u8>,
+        frames: u32,
+        delivery: Delivery,
+    ) -> MsgId {
         let id = MsgId::from_raw(self.next_id);
         self.next_id += 1;
-        self.bytes += size;
+        self.bytes += payload.len();
         self.entries.push_back(Entry {
             id,
             payload,
@@ -210,7 +229,7 @@ impl Ledger {
             delivery,
             replays: 0,
         });
-        Ok(id)
+        id
     }
 
     /// Hands queued messages to a new write: at least one (even if larger than `max_bytes`),
@@ -218,17 +237,20 @@ impl Ledger {
     #[inline]
     pub(crate) fn start_write(&mut self, max_bytes: usize, max_messages: usize) -> usize {
         debug_assert_eq!(self.writing, 0, "one write at a time");
-        let mut bytes = 0;
-        for e in self.entries.iter().skip(self.awaiting_ack) {
-            if self.writing == max_messages
-                || (self.writing > 0 && bytes + e.payload.len() > max_bytes)
-            {
+        let (start, len) = (self.awaiting_ack, self.entries.len());
+        let (mut i, mut bytes, mut frames) = (start, 0, 0);
+        while i < len && i - start < max_messages {
+            let e = &self.entries[i];
+            let size = e.payload.len();
+            if i > start && bytes + size > max_bytes {
                 break;
             }
-            bytes += e.payload.len();
-            self.writing += 1;
-            self.unconfirmed += e.wire_frames();
+            bytes += size;
+            frames += e.wire_frames();
+            i += 1;
         }
+        self.writing = i - start;
+        self.unconfirmed += frames;
         self.writing
     }
 

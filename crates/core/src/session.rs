@@ -461,6 +461,16 @@ impl<R: RngCore> Session<R> {
         payload: Vec<u8>,
         delivery: Delivery,
     ) -> Result<MsgId, Rejected> {
+        self.tick(now);
+        // The common case: open, and the message fits without evicting anything.
+        if self.phase != Phase::Closed
+            && self.drain_deadline.is_none()
+            && self.ledger.fits_one(payload.len(), &self.cfg.queue)
+        {
+            // A write is owed now (or once the write in progress completes).
+            self.wake = 0;
+            return Ok(self.ledger.push_fitting(payload, 0, delivery));
+        }
         self.enqueue_item(now, Item::One(payload), delivery)
     }
 
@@ -479,6 +489,7 @@ impl<R: RngCore> Session<R> {
         self.enqueue_item(now, Item::Batch(batch), delivery)
     }
 
+    #[inline(never)]
     fn enqueue_item(
         &mut self,
         now: Instant,
