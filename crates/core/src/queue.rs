@@ -321,6 +321,22 @@ impl Ledger {
         Ok(())
     }
 
+    /// [`Ledger::ack`] of one acknowledgement in the common case: the front entry is a single
+    /// message written and awaiting it. Settles it (its payload dropped) and returns its id;
+    /// `None` (nothing changed) otherwise.
+    #[inline]
+    pub(crate) fn ack_one(&mut self) -> Option<MsgId> {
+        if self.awaiting_ack == 0 || self.entries.front()?.frames != 0 {
+            return None;
+        }
+        let e = self.entries.pop_front()?;
+        self.awaiting_ack -= 1;
+        // A single message awaiting its acknowledgement counts one unconfirmed.
+        self.unconfirmed -= 1;
+        self.bytes -= e.payload.len();
+        Some(e.id)
+    }
+
     #[inline]
     fn pop_delivered(&mut self, settle: &mut dyn FnMut(Settled)) {
         let e = self

@@ -416,6 +416,18 @@ impl<R: RngCore> Session<R> {
     /// The peer confirmed `count` messages.
     #[inline(never)]
     fn on_acked(&mut self, count: usize) {
+        if count == 1 {
+            // The common case, without the general loop.
+            if let Some(id) = self.ledger.ack_one() {
+                self.stats.delivered += 1;
+                self.out.push_back(Action::Notify(Notification::Outcome {
+                    id,
+                    outcome: Outcome::Delivered,
+                    payload: None,
+                }));
+                return;
+            }
+        }
         if let Err(e) = self.with_ledger(|l, settle| l.ack(count, settle)) {
             self.lost(DisconnectReason::Protocol(e));
         }
