@@ -268,6 +268,13 @@ impl Ledger {
         Some(&self.entries[i].payload)
     }
 
+    /// The write in progress completed, with [`AckMode::InOrder`]: its messages now await
+    /// their acknowledgements.
+    #[inline]
+    pub(crate) fn written_awaiting_ack(&mut self) {
+        self.awaiting_ack += core::mem::take(&mut self.writing);
+    }
+
     /// The write in progress completed.
     #[inline]
     pub(crate) fn write_done(&mut self, acks: AckMode, settle: &mut dyn FnMut(Settled)) {

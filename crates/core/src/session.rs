@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use rand_core::RngCore;
 
-use crate::config::Config;
+use crate::config::{AckMode, Config};
 use crate::epoch::Epoch;
 use crate::error::{AbandonReason, ConfigError, DisconnectReason, NetError};
 use crate::event::{Action, CloseMode, Event, Notification, State};
@@ -387,7 +387,12 @@ impl<R: RngCore> Session<R> {
                     // With nothing handed to the write (only PINGs or PONGs), there is nothing
                     // to settle or move.
                     if self.ledger.writing_len() > 0 {
-                        self.write_done();
+                        if self.cfg.acks == AckMode::InOrder {
+                            // The messages now await their acknowledgements: nothing settles.
+                            self.ledger.written_awaiting_ack();
+                        } else {
+                            self.write_done();
+                        }
                     }
                     self.conn.write_at = u64::MAX;
                     self.conn.armed = self.ns.liveness;
