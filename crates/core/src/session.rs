@@ -249,7 +249,7 @@ impl<R: RngCore> Session<R> {
         }
     }
 
-    /// Messages held: queued plus in flight.
+    /// Messages held: queued plus in flight (a batch counts once).
     pub fn queue_len(&self) -> usize {
         self.ledger.len()
     }
@@ -259,7 +259,7 @@ impl<R: RngCore> Session<R> {
         self.ledger.bytes()
     }
 
-    /// Messages written (or being written) and not yet settled.
+    /// Messages written (or being written) and not yet settled (a batch counts once).
     pub fn in_flight(&self) -> usize {
         self.ledger.in_flight()
     }
