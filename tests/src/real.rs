@@ -28,7 +28,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use redial_core::{
     AbandonReason, AckMode, Backoff, CloseMode, Config, Delivery, DisconnectReason, GiveUp,
-    Heartbeat, Jitter, LineCodec, NetError, Notification, Outcome, State,
+    Heartbeat, Jitter, LineCodec, NetError, Notification, Outcome, RejectReason, State,
 };
 use redial_driver::{Builder, Keepalive, SessionEvent, SocketOptions};
 
@@ -46,7 +46,8 @@ macro_rules! real_fault_tests {
             netns_connect_in_drop_cut_times_out, redis_debug_sleep_and_exact_outcomes,
             redis_client_kill_flushes_queue, redis_restart_reconnects,
             redis_auth_is_a_handshake_with_a_reply,
-            nats_pings_answered_both_ways, nats_restart_replays_handshake);
+            nats_pings_answered_both_ways, nats_restart_replays_handshake,
+            nats_authorization_is_checked_in_the_handshake);
     };
     (@each $adapter:ty; $($name:ident),*) => {
         $(
@@ -981,7 +982,15 @@ pub async fn redis_auth_is_a_handshake_with_a_reply<A: Adapter>() {
     let u = within::<A, _>(LONG, "abandoned", never)
         .await
         .expect_err("never connected");
-    assert_eq!(u.outcome, Outcome::Abandoned(AbandonReason::GaveUp));
+    // Abandoned when the session gave up with it queued; refused if it gave up first.
+    assert!(
+        matches!(
+            u.outcome,
+            Outcome::Abandoned(AbandonReason::GaveUp) | Outcome::Rejected(RejectReason::Closed)
+        ),
+        "{:?}",
+        u.outcome
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1130,5 +1139,69 @@ pub async fn nats_restart_replays_handshake<A: Adapter>() {
         "[{}] CONNECT missing on a connection: {lines:?}",
         A::NAME
     );
+    s.handle.close(CloseMode::Immediate).await;
+}
+
+/// NATS with a user and password: the handshake (`CONNECT`, `PING`; `INFO`, `PONG`) ends only
+/// once the server accepted `CONNECT`, so a session without credentials fails its first
+/// attempt for good with the server's `-ERR 'Authorization Violation'` instead of looping
+/// through reconnects; with them, messages flow.
+pub async fn nats_authorization_is_checked_in_the_handshake<A: Adapter>() {
+    let what = format!(
+        "[{}] nats_authorization_is_checked_in_the_handshake",
+        A::NAME
+    );
+    let nats = match NatsServer::start_with_auth("redial", "s3cret") {
+        Ok(n) => n,
+        Err(e) => return skip_or_fail(&what, e.reason()),
+    };
+    let mut anonymous = nats_session::<A>(&nats, real_config(None));
+    let failed = anonymous
+        .wait_event::<A>(LONG, "refused attempt", |e| {
+            matches!(e.notification, Notification::AttemptFailed { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            failed.notification,
+            Notification::AttemptFailed {
+                error: NetError::PermissionDenied,
+                next_delay: None,
+                ..
+            }
+        ),
+        "{what}: {failed:?}"
+    );
+    let detail = failed.detail.unwrap_or_default();
+    assert!(detail.contains("Authorization"), "{what}: {detail}");
+    eventually::<A>(LONG, "closed", || anonymous.handle.state() == State::Closed).await;
+
+    let connect = br#"CONNECT {"verbose":false,"pedantic":false,"user":"redial","pass":"s3cret"}"#;
+    let codec = LineCodec::nats().with_greeting(Some(&[&connect[..], b"\r\nPING"].concat()));
+    let mut s = Live::spawn::<A>(
+        A::builder(nats.addr().into())
+            .config(real_config(None))
+            .codec(codec),
+    );
+    for m in ["SUB auth 1", "PUB auth 2", "ok"] {
+        within::<A, _>(
+            LONG,
+            "written",
+            s.handle.send(m.into(), Delivery::AtMostOnce),
+        )
+        .await
+        .expect("delivered");
+    }
+    let got = within::<A, _>(LONG, "MSG", async {
+        loop {
+            let line = s.inbound.next().await.expect("inbound open");
+            if line.starts_with(b"MSG auth 1") {
+                return line;
+            }
+        }
+    })
+    .await;
+    assert!(got.starts_with(b"MSG auth 1 2"), "{what}: {got:?}");
+    assert_eq!(s.handle.stats().connects, 1, "{what}");
     s.handle.close(CloseMode::Immediate).await;
 }

@@ -1034,6 +1034,20 @@ impl NatsServer {
     /// the server pings clients and when it drops unresponsive ones. Returns once it sends
     /// INFO (bounded, 5 s).
     pub fn start(ping_interval: Option<&str>, ping_max: Option<u32>) -> Result<Self, Unavailable> {
+        Self::start_with(ping_interval, ping_max, "")
+    }
+
+    /// Starts on a free 127.0.0.1 port requiring `user` and `password` in `CONNECT`.
+    pub fn start_with_auth(user: &str, password: &str) -> Result<Self, Unavailable> {
+        let auth = format!("authorization {{ user: \"{user}\", password: \"{password}\" }}\n");
+        Self::start_with(None, None, &auth)
+    }
+
+    fn start_with(
+        ping_interval: Option<&str>,
+        ping_max: Option<u32>,
+        extra: &str,
+    ) -> Result<Self, Unavailable> {
         let bin = need("nats-server")?;
         on_free_port(
             |port| {
@@ -1041,8 +1055,8 @@ impl NatsServer {
                     bin.clone(),
                     (Ipv4Addr::LOCALHOST, port).into(),
                     None,
-                    ping_interval,
-                    ping_max,
+                    (ping_interval, ping_max),
+                    extra,
                 )
             },
             |d| NatsServer { d },
@@ -1061,8 +1075,8 @@ impl NatsServer {
             bin,
             SocketAddr::new(ip, 4222),
             Some(ns),
-            ping_interval,
-            ping_max,
+            (ping_interval, ping_max),
+            "",
         )?;
         launched(d, |d| NatsServer { d })
     }
@@ -1071,10 +1085,10 @@ impl NatsServer {
         bin: PathBuf,
         addr: SocketAddr,
         ns: Option<&str>,
-        ping_interval: Option<&str>,
-        ping_max: Option<u32>,
+        (ping_interval, ping_max): (Option<&str>, Option<u32>),
+        extra: &str,
     ) -> Result<Daemon, Unavailable> {
-        let mut conf = format!("host: \"{}\"\nport: {}\n", addr.ip(), addr.port());
+        let mut conf = format!("host: \"{}\"\nport: {}\n{extra}", addr.ip(), addr.port());
         if let Some(i) = ping_interval {
             conf += &format!("ping_interval: \"{i}\"\n");
         }

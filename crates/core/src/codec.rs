@@ -35,11 +35,13 @@ pub trait Codec {
         let _ = out;
     }
 
-    /// How many data frames the peer sends on a new connection before it is usable: answers
-    /// to [`Codec::handshake`] (Redis `+OK` to `AUTH`) or the peer's own greeting (NATS
-    /// `INFO`). The adapter reads them before it reports the dial successful, checks each with
-    /// [`Codec::handshake_reply`], and never delivers them as data or counts them as
-    /// acknowledgements. They are read within the attempt's connect deadline. Default: 0.
+    /// How many frames the peer sends on a new connection before it is usable: answers to
+    /// [`Codec::handshake`] (Redis `+OK` to `AUTH`), the peer's own greeting (NATS `INFO`), or
+    /// a [`Frame::Pong`] answering a `PING` in the handshake. The adapter reads them before it
+    /// reports the dial successful, checks each data frame with [`Codec::handshake_reply`],
+    /// and never delivers them as data or counts them as acknowledgements. They are read
+    /// within the attempt's connect deadline; a peer `PING` meanwhile is not answered and does
+    /// not count. Default: 0.
     fn handshake_replies(&self) -> usize {
         0
     }
@@ -85,12 +87,15 @@ pub struct LineCodec {
     /// Sent first on every connection, as a line (it may hold several lines separated by
     /// `\r\n`, e.g. `AUTH secret\r\nSELECT 2`).
     pub greeting: Option<Vec<u8>>,
-    /// Lines the peer sends before the connection is usable (see
-    /// [`Codec::handshake_replies`]): replies to the greeting and/or the peer's own greeting.
+    /// Replies the peer sends before the connection is usable (see
+    /// [`Codec::handshake_replies`]): lines answering the greeting or the peer's own greeting,
+    /// and PONGs (a greeting ending in `PING` is a way to wait until the peer has processed
+    /// it).
     pub greeting_replies: usize,
-    /// A handshake reply starting with this fails the attempt as
-    /// [`NetError::PermissionDenied`], which is not retried (a refused password).
-    pub reject_prefix: Option<Vec<u8>>,
+    /// Handshake replies that fail the attempt: a reply starting with a prefix fails with its
+    /// error, the first match wins. A permanent error ([`NetError::PermissionDenied`]: a
+    /// refused password) stops retrying; [`NetError::Refused`] is retried with backoff.
+    pub handshake_errors: Vec<(Vec<u8>, NetError)>,
     /// The longest line accepted, without its terminator.
     pub max_line: usize,
 }
@@ -111,19 +116,33 @@ impl LineCodec {
             pong_reply: b"PONG".to_vec(),
             greeting: None,
             greeting_replies: 0,
-            reject_prefix: None,
+            handshake_errors: Vec::new(),
             max_line: 64 << 10,
         }
     }
 
     /// Redis inline protocol: `PING` answered by `+PONG`. Replies are single lines only for
-    /// commands with status/integer/error replies; do not send your own `PING` as data. An
-    /// error reply (`-…`) to the handshake fails the attempt; see [`LineCodec::with_auth`].
+    /// commands with status/integer/error replies; do not send your own `PING` as data. In the
+    /// handshake (see [`LineCodec::with_auth`]), a refused password (`-WRONGPASS`, `-NOPERM`,
+    /// `-ERR invalid password`, `-ERR AUTH …`) fails for good; any other error reply
+    /// (`-ERR max number of clients reached`, `-LOADING`, …) fails the attempt, which is
+    /// retried.
     pub fn redis() -> Self {
+        let permanent = [
+            &b"-WRONGPASS"[..],
+            b"-NOPERM",
+            b"-ERR invalid password",
+            b"-ERR AUTH",
+        ];
+        let mut handshake_errors: Vec<(Vec<u8>, NetError)> = permanent
+            .iter()
+            .map(|p| (p.to_vec(), NetError::PermissionDenied))
+            .collect();
+        handshake_errors.push((b"-".to_vec(), NetError::Refused));
         LineCodec {
             pong: Some(b"+PONG".to_vec()),
             peer_ping: None,
-            reject_prefix: Some(b"-".to_vec()),
+            handshake_errors,
             max_line: 1 << 20,
             ..LineCodec::plain()
         }
@@ -131,22 +150,34 @@ impl LineCodec {
 
     /// Redis: `AUTH password` on every connection, its `+OK` read before the connection is
     /// used (so it is never taken for the acknowledgement of a message); a refused password
-    /// (`-WRONGPASS …`) stops retrying. For more commands, such as `SELECT`, use
-    /// [`LineCodec::with_greeting`] and [`LineCodec::with_greeting_replies`].
+    /// stops retrying. For more commands, such as `SELECT`, use [`LineCodec::with_greeting`]
+    /// and [`LineCodec::with_greeting_replies`].
     pub fn with_auth(self, password: &[u8]) -> Self {
         let mut line = b"AUTH ".to_vec();
         line.extend_from_slice(password);
         self.with_greeting(Some(&line)).with_greeting_replies(1)
     }
 
-    /// NATS client protocol: `CONNECT` on every connection, our `PING` answered by `PONG`, and
-    /// the server's `PING` answered with `PONG`. The server's `INFO` greeting is read as the
-    /// handshake reply (not delivered as data); an `-ERR` in its place fails the attempt.
+    /// NATS client protocol: `CONNECT` then `PING` on every connection, our `PING` answered by
+    /// `PONG`, and the server's `PING` answered with `PONG`. The handshake reads the server's
+    /// `INFO` and the `PONG` to our `PING` (so the server has accepted `CONNECT`) before the
+    /// connection is used; neither is delivered as data. An authorization error in their place
+    /// fails for good; another `-ERR` fails the attempt, which is retried.
     pub fn nats() -> Self {
         LineCodec {
-            greeting: Some(br#"CONNECT {"verbose":false,"pedantic":false}"#.to_vec()),
-            greeting_replies: 1,
-            reject_prefix: Some(b"-ERR".to_vec()),
+            greeting: Some(
+                [
+                    &br#"CONNECT {"verbose":false,"pedantic":false}"#[..],
+                    b"\r\nPING",
+                ]
+                .concat(),
+            ),
+            greeting_replies: 2,
+            handshake_errors: alloc::vec![
+                (b"-ERR 'Authorization".to_vec(), NetError::PermissionDenied),
+                (b"-ERR 'Authentication".to_vec(), NetError::PermissionDenied),
+                (b"-ERR".to_vec(), NetError::Refused),
+            ],
             max_line: 1 << 20,
             ..LineCodec::plain()
         }
@@ -171,16 +202,17 @@ impl LineCodec {
         self
     }
 
-    /// Sets how many lines the peer sends before the connection is usable (see
-    /// [`Codec::handshake_replies`]).
+    /// Sets how many replies the peer sends before the connection is usable (see
+    /// [`LineCodec::greeting_replies`]).
     pub fn with_greeting_replies(mut self, replies: usize) -> Self {
         self.greeting_replies = replies;
         self
     }
 
-    /// Sets the prefix of a handshake reply that refuses the connection for good.
-    pub fn with_reject_prefix(mut self, prefix: Option<&[u8]>) -> Self {
-        self.reject_prefix = prefix.map(<[u8]>::to_vec);
+    /// Adds a handshake reply prefix that fails the attempt with `error` (checked after the
+    /// ones already set; see [`LineCodec::handshake_errors`]).
+    pub fn with_handshake_error(mut self, prefix: &[u8], error: NetError) -> Self {
+        self.handshake_errors.push((prefix.to_vec(), error));
         self
     }
 
@@ -248,9 +280,13 @@ impl Codec for LineCodec {
     }
 
     fn handshake_reply(&mut self, reply: &[u8]) -> Result<(), NetError> {
-        match &self.reject_prefix {
-            Some(p) if reply.starts_with(p) => Err(NetError::PermissionDenied),
-            _ => Ok(()),
+        match self
+            .handshake_errors
+            .iter()
+            .find(|(prefix, _)| reply.starts_with(prefix))
+        {
+            Some((_, error)) => Err(*error),
+            None => Ok(()),
         }
     }
 
@@ -422,12 +458,24 @@ mod tests {
             Err(NetError::PermissionDenied)
         );
         assert!(!NetError::PermissionDenied.is_retryable());
+        // Not a refused password: retried.
+        let busy = redis.handshake_reply(b"-ERR max number of clients reached");
+        assert_eq!(busy, Err(NetError::Refused));
+        assert!(NetError::Refused.is_retryable());
         let mut nats = LineCodec::nats();
-        assert_eq!(nats.handshake_replies(), 1);
+        out.clear();
+        nats.handshake(&mut out);
+        assert!(out.ends_with(b"}\r\nPING\r\n"), "CONNECT then PING");
+        assert_eq!(nats.handshake_replies(), 2, "INFO and the PONG");
         assert_eq!(nats.handshake_reply(b"INFO {}"), Ok(()));
-        assert!(nats
-            .handshake_reply(b"-ERR 'Authorization Violation'")
-            .is_err());
+        assert_eq!(
+            nats.handshake_reply(b"-ERR 'Authorization Violation'"),
+            Err(NetError::PermissionDenied)
+        );
+        assert_eq!(
+            nats.handshake_reply(b"-ERR 'Maximum Connections Exceeded'"),
+            Err(NetError::Refused)
+        );
         assert_eq!(LineCodec::plain().handshake_replies(), 0);
         assert_eq!(LengthCodec::default().handshake_replies(), 0);
     }

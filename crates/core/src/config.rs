@@ -102,9 +102,10 @@ pub enum AckMode {
 /// Bounds of the outbound queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueLimits {
-    /// Messages held at most (queued plus in flight). Default 1024.
+    /// Messages held at most (queued plus in flight; a [`crate::Batch`] counts once).
+    /// Default 1024.
     pub max_messages: usize,
-    /// Payload bytes held at most. Default 4 MiB.
+    /// Payload bytes held at most (a batch counts its records). Default 4 MiB.
     pub max_bytes: usize,
     /// Largest single message. Default 1 MiB.
     pub max_message: usize,
@@ -154,7 +155,7 @@ pub struct Config {
     pub max_replays: u8,
     /// Bytes handed to one write at most. Default 64 KiB.
     pub batch_bytes: usize,
-    /// Messages handed to one write at most. Default 256.
+    /// Messages handed to one write at most (a batch counts once). Default 256.
     pub batch_messages: usize,
     /// Seed of the jitter generator: the same seed and inputs give the same decisions.
     pub seed: u64,

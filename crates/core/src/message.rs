@@ -35,7 +35,8 @@ pub enum Delivery {
     #[default]
     AtMostOnce,
     /// Safe to apply twice (or carries its own idempotency key): written-but-unconfirmed copies
-    /// are replayed, in order, on the next connection.
+    /// are replayed, in order, on the next connection. A [`Batch`] is replayed whole, so the
+    /// messages of it that were already confirmed are sent again too.
     Idempotent,
 }
 

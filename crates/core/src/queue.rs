@@ -199,9 +199,28 @@ impl Ledger {
                 Some(e.payload),
             ));
         }
+        Ok(self.push_fitting(payload, frames, delivery))
+    }
+
+    /// Whether a single message of `size` bytes is accepted without evicting anything.
+    #[inline]
+    pub(crate) fn fits_one(&self, size: usize, limits: &QueueLimits) -> bool {
+        size <= limits.max_message
+            && self.entries.len() < limits.max_messages
+            && self.bytes.saturating_add(size) <= limits.max_bytes
+    }
+
+    /// Appends an entry already checked against the limits.
+    #[inline]
+    pub(crate) fn push_fitting(
+        &mut self,
+        payload: Vec<u8>,
+        frames: u32,
+        delivery: Delivery,
+    ) -> MsgId {
         let id = MsgId::from_raw(self.next_id);
         self.next_id += 1;
-        self.bytes += size;
+        self.bytes += payload.len();
         self.entries.push_back(Entry {
             id,
             payload,
@@ -210,7 +229,7 @@ impl Ledger {
             delivery,
             replays: 0,
         });
-        Ok(id)
+        id
     }
 
     /// Hands queued messages to a new write: at least one (even if larger than `max_bytes`),
@@ -218,17 +237,20 @@ impl Ledger {
     #[inline]
     pub(crate) fn start_write(&mut self, max_bytes: usize, max_messages: usize) -> usize {
         debug_assert_eq!(self.writing, 0, "one write at a time");
-        let mut bytes = 0;
-        for e in self.entries.iter().skip(self.awaiting_ack) {
-            if self.writing == max_messages
-                || (self.writing > 0 && bytes + e.payload.len() > max_bytes)
-            {
+        let (start, len) = (self.awaiting_ack, self.entries.len());
+        let (mut i, mut bytes, mut frames) = (start, 0, 0);
+        while i < len && i - start < max_messages {
+            let e = &self.entries[i];
+            let size = e.payload.len();
+            if i > start && bytes + size > max_bytes {
                 break;
             }
-            bytes += e.payload.len();
-            self.writing += 1;
-            self.unconfirmed += e.wire_frames();
+            bytes += size;
+            frames += e.wire_frames();
+            i += 1;
         }
+        self.writing = i - start;
+        self.unconfirmed += frames;
         self.writing
     }
 
@@ -244,6 +266,13 @@ impl Ledger {
     pub(crate) fn payload(&self, id: MsgId) -> Option<&[u8]> {
         let i = self.entries.binary_search_by_key(&id, |e| e.id).ok()?;
         Some(&self.entries[i].payload)
+    }
+
+    /// The write in progress completed, with [`AckMode::InOrder`]: its messages now await
+    /// their acknowledgements.
+    #[inline]
+    pub(crate) fn written_awaiting_ack(&mut self) {
+        self.awaiting_ack += core::mem::take(&mut self.writing);
     }
 
     /// The write in progress completed.
@@ -297,6 +326,22 @@ impl Ledger {
             self.pop_delivered(settle);
         }
         Ok(())
+    }
+
+    /// [`Ledger::ack`] of one acknowledgement in the common case: the front entry is a single
+    /// message written and awaiting it. Settles it (its payload dropped) and returns its id;
+    /// `None` (nothing changed) otherwise.
+    #[inline]
+    pub(crate) fn ack_one(&mut self) -> Option<MsgId> {
+        if self.awaiting_ack == 0 || self.entries.front()?.frames != 0 {
+            return None;
+        }
+        let e = self.entries.pop_front()?;
+        self.awaiting_ack -= 1;
+        // A single message awaiting its acknowledgement counts one unconfirmed.
+        self.unconfirmed -= 1;
+        self.bytes -= e.payload.len();
+        Some(e.id)
     }
 
     #[inline]

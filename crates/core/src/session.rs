@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use rand_core::RngCore;
 
-use crate::config::Config;
+use crate::config::{AckMode, Config};
 use crate::epoch::Epoch;
 use crate::error::{AbandonReason, ConfigError, DisconnectReason, NetError};
 use crate::event::{Action, CloseMode, Event, Notification, State};
@@ -61,8 +61,16 @@ struct Conn {
     ping_wanted: bool,
     pongs_owed: u8,
     write_started: Option<Instant>,
+    /// The liveness deadline's distance from `last_read` in nanoseconds: the PING (or, with
+    /// one outstanding or wanted, its answer's) deadline or the read-idle one, whichever is
+    /// first (saturated "never" without either). Set by [`Session::ping_state_changed`].
+    live_after: u64,
+    /// The write deadline in nanoseconds (`u64::MAX` when none runs).
+    write_at: u64,
+    /// Whether a deadline exists: a liveness one is configured, or a write deadline runs.
+    armed: bool,
     /// The earliest of the ping, liveness and write deadlines, derived from the fields above
-    /// (and the RTT estimate) by [`Session::refresh_deadline`] whenever one of them changes.
+    /// by [`Session::refresh_deadline`] whenever one of them changes.
     deadline: Option<Instant>,
 }
 
@@ -146,6 +154,13 @@ pub struct Session<R = SplitMix64> {
     rtt: RttEstimator,
     ns: Nanos,
     out: VecDeque<Action>,
+    /// While `now` is below this (nanoseconds) and `out` is empty, [`Session::poll`] answers
+    /// `Wait { until: conn.deadline }` at once: the session is connected and steady (not
+    /// draining, state reported), nothing waits to be written (no PONG, PING or queued
+    /// message) and no connection deadline is due before it. Zero (always safe) forces the
+    /// full check. Set only by `poll` in the steady state; every change that could end the
+    /// quiet zeroes it (or lowers it to a new deadline).
+    wake: u64,
     stats: Stats,
 }
 
@@ -193,6 +208,7 @@ impl<R: RngCore> Session<R> {
             // Starts empty and grows on demand, keeping its capacity, so steady state does
             // not reallocate once warmed up (an idle session should cost little).
             out: VecDeque::new(),
+            wake: 0,
             stats: Stats::default(),
         })
     }
@@ -233,7 +249,7 @@ impl<R: RngCore> Session<R> {
         }
     }
 
-    /// Messages held: queued plus in flight.
+    /// Messages held: queued plus in flight (a batch counts once).
     pub fn queue_len(&self) -> usize {
         self.ledger.len()
     }
@@ -243,7 +259,7 @@ impl<R: RngCore> Session<R> {
         self.ledger.bytes()
     }
 
-    /// Messages written (or being written) and not yet settled.
+    /// Messages written (or being written) and not yet settled (a batch counts once).
     pub fn in_flight(&self) -> usize {
         self.ledger.in_flight()
     }
@@ -305,6 +321,7 @@ impl<R: RngCore> Session<R> {
     /// [`Session::handle`] for every event but those of the live connection.
     #[inline(never)]
     fn handle_other(&mut self, epoch: Epoch, event: Event<'_>) {
+        self.wake = 0;
         match (self.phase, event) {
             (Phase::Resolving { epoch: e, .. }, Event::Resolved { addrs, .. }) if e == epoch => {
                 if addrs.is_empty() {
@@ -370,6 +387,8 @@ impl<R: RngCore> Session<R> {
             Event::PeerPing { .. } => {
                 self.conn.last_read = now;
                 self.conn.pongs_owed = (self.conn.pongs_owed + 1).min(MAX_PONGS_OWED);
+                // A PONG is owed now (or once the write in progress completes).
+                self.wake = 0;
                 self.refresh_deadline();
             }
             Event::Written { .. } => {
@@ -377,8 +396,17 @@ impl<R: RngCore> Session<R> {
                     // With nothing handed to the write (only PINGs or PONGs), there is nothing
                     // to settle or move.
                     if self.ledger.writing_len() > 0 {
-                        self.write_done();
+                        if self.cfg.acks == AckMode::InOrder {
+                            // The messages now await their acknowledgements: nothing settles.
+                            self.ledger.written_awaiting_ack();
+                        } else {
+                            self.write_done();
+                        }
                     }
+                    self.conn.write_at = u64::MAX;
+                    self.conn.armed = self.ns.liveness;
+                    // Nothing became owed (whatever was, PONGs, PING or queued messages,
+                    // zeroed `wake` when it arrived) and the deadline did not move earlier.
                     self.refresh_deadline();
                 }
             }
@@ -402,6 +430,18 @@ impl<R: RngCore> Session<R> {
     /// The peer confirmed `count` messages.
     #[inline(never)]
     fn on_acked(&mut self, count: usize) {
+        if count == 1 {
+            // The common case, without the general loop.
+            if let Some(id) = self.ledger.ack_one() {
+                self.stats.delivered += 1;
+                self.out.push_back(Action::Notify(Notification::Outcome {
+                    id,
+                    outcome: Outcome::Delivered,
+                    payload: None,
+                }));
+                return;
+            }
+        }
         if let Err(e) = self.with_ledger(|l, settle| l.ack(count, settle)) {
             self.lost(DisconnectReason::Protocol(e));
         }
@@ -426,7 +466,10 @@ impl<R: RngCore> Session<R> {
                 smoothed: Duration::from_nanos(smoothed),
             });
         }
-        self.refresh_deadline();
+        self.ping_state_changed();
+        // The deadline may have moved earlier (no PING outstanding, a new timeout).
+        let d = self.refresh_deadline();
+        self.wake = self.wake.min(d);
     }
 
     /// [`Session::lose`] from an event, then the state change.
@@ -444,6 +487,16 @@ impl<R: RngCore> Session<R> {
         payload: Vec<u8>,
         delivery: Delivery,
     ) -> Result<MsgId, Rejected> {
+        self.tick(now);
+        // The common case: open, and the message fits without evicting anything.
+        if self.phase != Phase::Closed
+            && self.drain_deadline.is_none()
+            && self.ledger.fits_one(payload.len(), &self.cfg.queue)
+        {
+            // A write is owed now (or once the write in progress completes).
+            self.wake = 0;
+            return Ok(self.ledger.push_fitting(payload, 0, delivery));
+        }
         self.enqueue_item(now, Item::One(payload), delivery)
     }
 
@@ -462,6 +515,7 @@ impl<R: RngCore> Session<R> {
         self.enqueue_item(now, Item::Batch(batch), delivery)
     }
 
+    #[inline(never)]
     fn enqueue_item(
         &mut self,
         now: Instant,
@@ -469,6 +523,8 @@ impl<R: RngCore> Session<R> {
         delivery: Delivery,
     ) -> Result<MsgId, Rejected> {
         self.tick(now);
+        // A write is owed now (or once the write in progress completes).
+        self.wake = 0;
         if self.phase == Phase::Closed || self.drain_deadline.is_some() {
             self.stats.rejected += 1;
             let payload = match item {
@@ -491,6 +547,7 @@ impl<R: RngCore> Session<R> {
     /// Closes the session, gracefully (drain with a deadline) or at once.
     pub fn close(&mut self, now: Instant, mode: CloseMode) {
         self.tick(now);
+        self.wake = 0;
         if self.phase == Phase::Closed {
             return;
         }
@@ -509,6 +566,7 @@ impl<R: RngCore> Session<R> {
     /// reset the failure streak.
     pub fn reconnect_now(&mut self, now: Instant) {
         self.tick(now);
+        self.wake = 0;
         match &mut self.phase {
             Phase::Backoff { retry_at } | Phase::Closing { retry_at, .. } => *retry_at = now,
             Phase::Connected { .. } => self.lose(DisconnectReason::ReconnectRequested),
@@ -524,20 +582,35 @@ impl<R: RngCore> Session<R> {
     #[inline]
     pub fn poll(&mut self, now: Instant) -> Action {
         self.tick(now);
+        if self.now.as_nanos() < self.wake && self.out.is_empty() {
+            // Quiet: connected and steady, nothing owed, no deadline due (see `wake`).
+            debug_assert!(self.quiet_holds(), "`wake` outlived the quiet");
+            return Action::Wait {
+                until: self.conn.deadline,
+            };
+        }
         if self.out.is_empty() {
             if let Phase::Connected { epoch, .. } = self.phase {
                 if self.drain_deadline.is_none() && self.reported == State::Connected {
-                    // The steady state: connected, not draining, nothing queued. Most often
-                    // no deadline has passed and no write is owed, so the answer is `Wait`.
-                    let deadline = self.conn.deadline;
-                    if deadline.is_none_or(|d| self.now < d) && !self.owes_write() {
-                        return Action::Wait { until: deadline };
-                    }
+                    // The steady state: connected, not draining, nothing queued.
                     return self.poll_connected(epoch);
                 }
             }
         }
         self.poll_round()
+    }
+
+    /// What `wake` promises (checked in debug builds).
+    fn quiet_holds(&self) -> bool {
+        let c = &self.conn;
+        matches!(self.phase, Phase::Connected { .. })
+            && self.drain_deadline.is_none()
+            && self.reported == State::Connected
+            && c.pongs_owed == 0
+            && !c.ping_wanted
+            && self.ledger.queued() == 0
+            && c.deadline.is_none_or(|d| self.now < d)
+            && c.deadline.map_or(u64::MAX, Instant::as_nanos) >= self.wake
     }
 
     /// [`Session::poll`] in the steady state when a deadline passed or a write is owed.
@@ -548,9 +621,21 @@ impl<R: RngCore> Session<R> {
         if self.conn.deadline.is_some_and(|d| self.now >= d) && self.connection_deadlines() {
             return self.poll_after_loss();
         }
+        // Steady: quiet once nothing waits to be written (the deadline is in the future: it
+        // passed only if `connection_deadlines` moved it).
         if self.owes_write() {
-            return self.transmit(epoch);
+            let action = self.transmit(epoch);
+            // PONGs and the PING are in this write; messages may be left over.
+            self.wake = if self.ledger.queued() == 0 {
+                self.wake_at()
+            } else {
+                0
+            };
+            return action;
         }
+        let c = &self.conn;
+        let pending = c.pongs_owed > 0 || c.ping_wanted || self.ledger.queued() > 0;
+        self.wake = if pending { 0 } else { self.wake_at() };
         Action::Wait {
             until: self.conn.deadline,
         }
@@ -713,25 +798,44 @@ impl<R: RngCore> Session<R> {
     }
 
     /// Recomputes `conn.deadline` from the connection state; call after any change to
-    /// `last_read`, `ping_sent`, `ping_wanted`, `write_started` or the RTT estimate.
+    /// `last_read`, `live_after`, `write_at` or `armed` (those after any change to
+    /// `ping_sent`, `ping_wanted`, `write_started` or the RTT estimate). Returns the deadline
+    /// in nanoseconds (`u64::MAX`: none).
     #[inline]
-    fn refresh_deadline(&mut self) {
-        let (c, ns) = (&self.conn, &self.ns);
-        let last = c.last_read.as_nanos();
+    fn refresh_deadline(&mut self) -> u64 {
+        let c = &mut self.conn;
         // Unconfigured durations are `u64::MAX`, so their deadlines saturate to "never".
-        let ping_at = last.saturating_add(ns.hb_interval);
-        let hb = if c.ping_sent.is_none() && !c.ping_wanted {
-            ping_at
+        let d = c
+            .last_read
+            .as_nanos()
+            .saturating_add(c.live_after)
+            .min(c.write_at);
+        c.deadline = c.armed.then_some(Instant::from_nanos(d));
+        if c.armed {
+            d
         } else {
-            ping_at.saturating_add(ns.hb_timeout)
+            u64::MAX
+        }
+    }
+
+    /// The connection deadline in nanoseconds, `u64::MAX` when none: what `wake` becomes when
+    /// the session is quiet.
+    #[inline]
+    fn wake_at(&self) -> u64 {
+        self.conn.deadline.map_or(u64::MAX, Instant::as_nanos)
+    }
+
+    /// Recomputes `conn.live_after`; call after any change to `ping_sent`, `ping_wanted` or
+    /// the heartbeat timeout.
+    #[inline]
+    fn ping_state_changed(&mut self) {
+        let (c, ns) = (&mut self.conn, &self.ns);
+        let hb = if c.ping_sent.is_none() && !c.ping_wanted {
+            ns.hb_interval
+        } else {
+            ns.hb_interval.saturating_add(ns.hb_timeout)
         };
-        let idle = last.saturating_add(ns.read_idle);
-        let (write, writing) = match c.write_started {
-            Some(started) => (started.as_nanos().saturating_add(ns.write), ns.has_write),
-            None => (u64::MAX, false),
-        };
-        let any = ns.liveness || writing;
-        self.conn.deadline = any.then_some(Instant::from_nanos(hb.min(idle).min(write)));
+        c.live_after = hb.min(ns.read_idle);
     }
 
     fn liveness_deadline(&self) -> Option<Instant> {
@@ -789,6 +893,8 @@ impl<R: RngCore> Session<R> {
             && now >= last.saturating_add(self.ns.hb_interval)
         {
             c.ping_wanted = true;
+            self.wake = 0;
+            self.ping_state_changed();
             self.refresh_deadline();
         }
         false
@@ -840,9 +946,15 @@ impl<R: RngCore> Session<R> {
             self.stats.pings += 1;
             self.conn.ping_sent = Some(now);
             self.conn.ping_wanted = false;
+            // The PING's deadline becomes its answer's: `live_after` grows by the timeout
+            // (a PING is wanted only when none is outstanding, so it was already counted).
         }
         self.conn.pongs_owed = 0;
         self.conn.write_started = Some(now);
+        if self.ns.has_write {
+            self.conn.write_at = now.as_nanos().saturating_add(self.ns.write);
+            self.conn.armed = true;
+        }
         self.refresh_deadline();
         Action::Transmit {
             epoch,
@@ -881,6 +993,8 @@ impl<R: RngCore> Session<R> {
         self.ever_connected = true;
         self.phase = Phase::Connected { epoch, addr };
         self.conn = Conn::new(self.now);
+        self.conn.armed = self.ns.liveness;
+        self.ping_state_changed();
         self.refresh_deadline();
         let attempt = core::mem::take(&mut self.attempt);
         self.notify(Notification::Connected {
@@ -934,6 +1048,7 @@ impl<R: RngCore> Session<R> {
         let Phase::Connected { epoch, .. } = self.phase else {
             return;
         };
+        self.wake = 0;
         let now = self.now;
         self.push(Action::Close { epoch, reason });
         let uptime = now - self.conn.since;
@@ -988,6 +1103,7 @@ impl<R: RngCore> Session<R> {
 
     /// Ends the session: closes whatever socket or attempt is open and settles every message.
     fn finish(&mut self, abandon: AbandonReason, reason: DisconnectReason) {
+        self.wake = 0;
         match self.phase {
             Phase::Resolving { epoch, .. }
             | Phase::Dialing { epoch, .. }
@@ -1029,6 +1145,9 @@ impl Conn {
             ping_wanted: false,
             pongs_owed: 0,
             write_started: None,
+            live_after: u64::MAX,
+            write_at: u64::MAX,
+            armed: false,
             deadline: None,
         }
     }

@@ -27,7 +27,7 @@ pub struct Stats {
     pub pongs: u64,
     /// Bytes reported read.
     pub bytes_read: u64,
-    /// Messages delivered.
+    /// Messages delivered (here and below, a [`crate::Batch`] counts as one message).
     pub delivered: u64,
     /// Messages in doubt.
     pub in_doubt: u64,

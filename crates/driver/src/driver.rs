@@ -846,20 +846,30 @@ impl<R: Runtime> Driver<R> {
             // The handshake replies come first; the core hears of the connection once the
             // last one is read and accepted.
             let mut rejected = None;
-            while let Some(c) = self.conn.as_mut().filter(|c| c.handshake > 0) {
+            while start < self.read_filled {
+                let Some(c) = self.conn.as_mut().filter(|c| c.handshake > 0) else {
+                    break;
+                };
                 match self.codec.decode(&self.read_buf[start..self.read_filled]) {
                     Ok(Some((frame, used))) => {
-                        if let Frame::Data(reply) = frame {
-                            match self.codec.handshake_reply(reply) {
+                        match frame {
+                            Frame::Data(reply) => match self.codec.handshake_reply(reply) {
                                 Ok(()) => c.handshake -= 1,
                                 Err(e) => {
-                                    let text = String::from_utf8_lossy(reply);
+                                    // The peer's words, for the event; a line can be long.
+                                    let text =
+                                        String::from_utf8_lossy(&reply[..reply.len().min(200)]);
                                     rejected = Some((e, format!("handshake refused: {text}")));
                                     break;
                                 }
-                            }
+                            },
+                            // The answer to a PING in the handshake.
+                            Frame::Pong => c.handshake -= 1,
+                            // Not answered: the core does not know this connection yet.
+                            Frame::Ping => {}
                         }
-                        start += used.max(1);
+                        // Clamped: a codec claiming more than it was given must not panic.
+                        start = (start + used.max(1)).min(self.read_filled);
                     }
                     Ok(None) => break,
                     Err(error) => {

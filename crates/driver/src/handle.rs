@@ -549,7 +549,7 @@ impl Handle {
     /// codec when written. This is the fast path for streams of small messages: building a
     /// batch copies borrowed bytes into one buffer, so there is no allocation, command or
     /// receipt per message. An undelivered batch comes back whole in
-    /// [`Undelivered::batch`].
+    /// the `batch` field of [`Undelivered`].
     pub fn send_batch(&self, batch: Batch, delivery: Delivery) -> Receipt {
         let pushed = self.shared.mailbox.push_tracked(|slot| Command::SendBatch {
             batch,

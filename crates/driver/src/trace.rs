@@ -629,6 +629,12 @@ pub fn replay(reader: impl BufRead) -> Result<Replayed, TraceError> {
                     DeliveryRec::AtMostOnce => Delivery::AtMostOnce,
                     DeliveryRec::Idempotent => Delivery::Idempotent,
                 };
+                // The lengths come from a file: refuse absurd ones instead of allocating them.
+                if len > MAX_REPLAYED_MESSAGE {
+                    return Err(invalid(format!(
+                        "a message of {len} bytes (over {MAX_REPLAYED_MESSAGE}) cannot be replayed"
+                    )));
+                }
                 let _ = match batch {
                     None => s.enqueue(at(t), vec![0; len], delivery),
                     Some((count, largest)) => {
@@ -665,9 +671,15 @@ pub fn replay(reader: impl BufRead) -> Result<Replayed, TraceError> {
     })
 }
 
+/// The largest enqueued message (or batch) a trace may replay: 1 GiB.
+const MAX_REPLAYED_MESSAGE: usize = 1 << 30;
+
 /// A batch the core cannot tell from the recorded one: `count` messages, the largest
 /// `largest` bytes, `len` bytes of records. The core looks only at those three.
 fn same_shape(len: usize, count: usize, largest: usize) -> Option<Batch> {
+    if largest > len || count > len {
+        return None;
+    }
     let mut rest = len.checked_sub(count.checked_mul(BATCH_RECORD_OVERHEAD)?)?;
     let mut b = Batch::with_capacity(len);
     let filler = vec![0; largest];
@@ -683,6 +695,35 @@ fn same_shape(len: usize, count: usize, largest: usize) -> Option<Batch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_lengths_are_an_error_not_an_allocation() {
+        let cfg = Config::default();
+        let start = serde_json::to_string(&Line::Start {
+            version: VERSION,
+            config: (&cfg).into(),
+        })
+        .unwrap();
+        for (len, batch) in [
+            (1 << 40, None),
+            (64, Some((2, 1 << 40))),
+            (64, Some((100, 8))),
+        ] {
+            let enqueue = serde_json::to_string(&Line::Enqueue {
+                t: 0,
+                len,
+                batch,
+                delivery: DeliveryRec::AtMostOnce,
+            })
+            .unwrap();
+            let trace = format!("{start}\n{enqueue}\n");
+            let r = replay(trace.as_bytes());
+            assert!(
+                matches!(r, Err(TraceError::Invalid { .. })),
+                "{enqueue}: {r:?}"
+            );
+        }
+    }
 
     #[test]
     fn config_round_trips() {
