@@ -875,7 +875,10 @@ pub async fn handshake_replies_are_read_before_use<A: Adapter>() {
     let server = LineServer::start();
     server.set_greeting(Some("HELLO v1"));
     server.set_reply(Some("+OK "));
-    let cfg = fast_config().with_acks(AckMode::InOrder);
+    // No heartbeat: the bytes read are exactly the two replies.
+    let cfg = fast_config()
+        .with_acks(AckMode::InOrder)
+        .with_heartbeat(None);
     let codec = LineCodec::plain()
         .with_greeting_replies(1)
         .with_handshake_error(b"-", NetError::PermissionDenied);
@@ -909,6 +912,34 @@ pub async fn handshake_replies_are_read_before_use<A: Adapter>() {
     );
     assert_eq!(server.received(), ["a", "b"]);
     assert_eq!(s.handle.stats().delivered, 2);
+    assert_eq!(
+        s.handle.stats().bytes_read,
+        2 * b"+OK a\r\n".len() as u64,
+        "the handshake's bytes are not counted as traffic"
+    );
+
+    // Two replies in one read with nothing in flight: the first is a lie that ends the
+    // connection; the second, read from the dead socket's buffer, is not delivered.
+    server.send_to_all(b"bogus1\r\nbogus2\r\n");
+    s.wait_event::<A>(LONG, "the lie ends the connection", |e| {
+        matches!(e.notification, Notification::Disconnected { .. })
+    })
+    .await;
+    s.wait_event::<A>(LONG, "reconnect", |e| is_connected(&e.notification))
+        .await;
+    within::<A, _>(
+        LONG,
+        "c acked",
+        s.handle.send(b"c".to_vec(), Delivery::AtMostOnce),
+    )
+    .await
+    .expect("acknowledged on the new connection");
+    let mut after = Vec::new();
+    while after.last().map(Vec::as_slice) != Some(&b"+OK c"[..]) {
+        let line = within::<A, _>(LONG, "inbound", s.inbound.next()).await;
+        after.push(line.expect("inbound open"));
+    }
+    assert_eq!(after, [b"bogus1".to_vec(), b"+OK c".to_vec()]);
 
     let refusing = LineServer::start();
     refusing.set_greeting(Some("-DENIED no entry"));

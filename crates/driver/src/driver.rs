@@ -753,6 +753,11 @@ impl<R: Runtime> Driver<R> {
                     );
                 } else {
                     tracing::debug!(%epoch, replies = handshake, "reading the handshake replies");
+                    // The detail of a connect timeout that strikes before the replies came.
+                    let why = format!(
+                        "no handshake reply ({handshake} expected) within the connect timeout"
+                    );
+                    busy(&mut self.busy).last_error = Some((epoch, why));
                 }
             }
             Wake::Dialed(epoch, Err(e)) => {
@@ -837,7 +842,8 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Decodes every complete frame in the read buffer, then keeps the partial rest.
-    fn on_read(&mut self, now: Instant, epoch: Epoch, n: usize) {
+    fn on_read(&mut self, now: Instant, epoch: Epoch, mut n: usize) {
+        let before = self.read_filled;
         self.read_filled += n;
         // The read took all the room there was: more is probably waiting.
         let filled = self.read_filled >= self.read_buf.len();
@@ -887,12 +893,17 @@ impl<R: Runtime> Driver<R> {
                 return;
             }
             tracing::debug!(%epoch, "handshake complete");
+            if let Some(b) = &mut self.busy {
+                b.last_error = b.last_error.take().filter(|(e, _)| *e != epoch);
+            }
             feed(
                 &mut self.session,
                 &mut self.custom,
                 now,
                 Event::DialOk { epoch },
             );
+            // The handshake's bytes are not the connection's traffic.
+            n -= start.saturating_sub(before).min(n);
         }
         let (session, custom) = (&mut self.session, &mut self.custom);
         feed(session, custom, now, Event::BytesRead { epoch, len: n });
@@ -913,6 +924,12 @@ impl<R: Runtime> Driver<R> {
                     }
                     // A codec claiming zero bytes would loop forever: treat it as consumed.
                     start += used.max(1);
+                    if session.connection() != Some(epoch) {
+                        // That frame ended the connection (a lying ack, say): the rest of
+                        // the buffer belongs to a dead socket.
+                        failed = true;
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(error) => {
@@ -1051,11 +1068,15 @@ impl<R: Runtime> Driver<R> {
                 Command::Reconnect => {}
             }
         }
-        for (_, (slot, _)) in b.receipts.drain() {
+        for (_, (slot, batch)) in b.receipts.drain() {
             // The core settles every message before it closes; this is a safety net.
             let outcome = Outcome::Abandoned(redial_core::AbandonReason::Closed);
-            b.settled
-                .push((slot, Err(Undelivered::new(outcome, Vec::new()))));
+            let u = if batch {
+                Undelivered::batch(outcome, Batch::new())
+            } else {
+                Undelivered::new(outcome, Vec::new())
+            };
+            b.settled.push((slot, Err(u)));
         }
         self.publish();
         // From now on the mailbox refuses everything; what is still in it is rejected.
@@ -1065,10 +1086,29 @@ impl<R: Runtime> Driver<R> {
             .map(|b| b.close_waiters)
             .unwrap_or_default();
         waiters.extend(self.shared.mailbox().shut());
+        // The streams end now, not when the task is dropped (a task polled by reference can
+        // outlive its session).
+        self.shared.end();
         for w in waiters {
             let _ = w.send(());
         }
         tracing::debug!("session task ended");
+    }
+}
+
+impl<R: Runtime> Drop for Driver<R> {
+    /// A task dropped before its session ended (its runtime shut down, say) still gives every
+    /// message its real outcome: the session is closed at once (queued messages abandoned,
+    /// written ones in doubt, each receipt with its payload), then settled as a normal end.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let now = self.now();
+        self.session.close(now, CloseMode::Immediate);
+        self.rounds(now);
+        self.finish();
     }
 }
 

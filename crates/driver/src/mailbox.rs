@@ -166,10 +166,13 @@ impl Mailbox {
         let s = &mut g.slots[slot as usize];
         match s {
             Slot::Waiting(w) => {
-                match w {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *w = Some(cx.waker().clone()),
-                }
+                let old = match w {
+                    Some(w) if w.will_wake(cx.waker()) => None,
+                    _ => w.replace(cx.waker().clone()),
+                };
+                // A waker may own a task whose drop takes this lock again: not under it.
+                drop(g);
+                drop(old);
                 Poll::Pending
             }
             Slot::Done(_) => {
@@ -215,10 +218,12 @@ impl Mailbox {
         if self.handles.load(Ordering::Acquire) == 0 {
             return Took::HandlesGone;
         }
-        match &g.task {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => g.task = Some(cx.waker().clone()),
-        }
+        let old = match &g.task {
+            Some(w) if w.will_wake(cx.waker()) => None,
+            _ => g.task.replace(cx.waker().clone()),
+        };
+        drop(g);
+        drop(old);
         Took::Nothing
     }
 

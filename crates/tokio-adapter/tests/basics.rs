@@ -66,11 +66,14 @@ fn receipts_resolve_when_the_runtime_is_torn_down() {
     let outcome = rx
         .recv_timeout(std::time::Duration::from_secs(5))
         .expect("the receipt resolves once the runtime is gone")
-        .unwrap_err()
-        .outcome;
+        .unwrap_err();
     assert_eq!(
-        outcome,
-        redial_tokio::Outcome::Abandoned(redial_tokio::AbandonReason::Closed)
+        (outcome.outcome, outcome.payload.as_slice()),
+        (
+            redial_tokio::Outcome::Abandoned(redial_tokio::AbandonReason::Closed),
+            &b"stranded"[..]
+        ),
+        "the real outcome, with the message handed back"
     );
     assert!(handle.is_closed());
     let late = futures::executor::block_on(handle.send(b"late".to_vec(), Default::default()));
@@ -78,4 +81,30 @@ fn receipts_resolve_when_the_runtime_is_torn_down() {
         late.unwrap_err().outcome,
         redial_tokio::Outcome::Rejected(redial_tokio::RejectReason::Closed)
     );
+}
+
+/// A session task polled by reference (not dropped when it finishes): its streams still end
+/// when the session does.
+#[test]
+fn streams_end_when_the_session_ends_not_when_its_task_is_dropped() {
+    use futures::StreamExt;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    block_on(async move {
+        let (h, mut inbound, mut events, mut task) = redial_tokio::builder(dead)
+            .config(common::fast())
+            .build()
+            .unwrap();
+        let close = h.close(redial_tokio::CloseMode::Immediate);
+        futures::future::join(&mut task, close).await;
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while events.next().await.is_some() {}
+            inbound.next().await
+        })
+        .await;
+        assert_eq!(ended, Ok(None), "both streams ended");
+        drop(task);
+    });
 }
