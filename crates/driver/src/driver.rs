@@ -130,8 +130,8 @@ pub(crate) struct Driver<R: Runtime> {
     /// epoch starts once the previous one is closed), as the wake it ends with.
     pending: Option<(Epoch, BoxFuture<'static, Wake<R>>)>,
     conn: Option<Conn<R>>,
-    /// Empty unless a read is in progress or a partial frame is held: between reads a
-    /// session gives its buffer back to the thread ([`pool`]).
+    /// Empty while the session is idle (no busy part) and holds no partial frame: an idle
+    /// session gives its buffer back to the thread ([`pool`]); a busy one keeps it.
     /// A boxed slice, not a `Vec`: 8 bytes less in every task; it only changes size when it
     /// grows.
     read_buf: Box<[u8]>,
@@ -349,6 +349,7 @@ impl<R: Runtime> Driver<R> {
             })
         {
             self.busy = None;
+            self.release_read_buf();
         }
     }
 
@@ -687,7 +688,10 @@ impl<R: Runtime> Driver<R> {
 
     /// Gives the read buffer back to the pool unless it holds a partial frame.
     fn release_read_buf(&mut self) {
-        if self.read_filled == 0 && !self.read_buf.is_empty() {
+        // Only an idle session gives it back: a busy one would hand it over and take one
+        // back on every wakeup, and a task that moves between executor threads (smol) would
+        // find the slot of its new thread empty and allocate.
+        if self.busy.is_none() && self.read_filled == 0 && !self.read_buf.is_empty() {
             pool::put(std::mem::take(&mut self.read_buf).into_vec());
         }
     }
@@ -1140,11 +1144,13 @@ impl<R: Runtime> Future for Task<R> {
     }
 }
 
-/// The read buffer of the sessions of a thread. A session takes it for a read and gives it
-/// back once the read is decoded (or was not ready), keeping a buffer only while it holds a
-/// partial frame: an idle session owns no read buffer, and a thread's sessions, polled one
-/// at a time, reuse one warm buffer. A single slot, so taking and giving back cost a few
-/// moves.
+/// The read buffer of the idle sessions of a thread. A session takes it for a read; while it
+/// is busy it keeps it, and once idle (and holding no partial frame) it gives it back after
+/// a read that was not ready: an idle session owns no read buffer, and a thread's idle
+/// sessions, polled one at a time, share one warm buffer. A single slot, so taking and giving
+/// back cost a few moves. (Giving it back on every wakeup of a busy session cost a third of
+/// smol's batch throughput: its tasks move between executor threads, whose slots are then
+/// empty.)
 mod pool {
     use std::cell::Cell;
 
