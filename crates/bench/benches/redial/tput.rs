@@ -211,6 +211,8 @@ pub fn tokio_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> 
         let stub = stubborn_io::StubbornTcpStream::connect(sink.addr)
             .await
             .expect("stubborn connect");
+        // Same socket options as every other client (it derefs to the `TcpStream`).
+        stub.set_nodelay(true).expect("nodelay");
         let mut stub = tokio::io::BufWriter::new(stub);
         let (h, _inbound, _events) = redial_tokio::builder(sink.addr)
             .config(config())
