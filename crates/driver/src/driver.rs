@@ -413,11 +413,17 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Re-arms the one timer only when needed: a timer armed for an earlier instant is kept
-    /// (it fires, the core is polled, and the timer is armed again for the later deadline),
-    /// so a deadline that moves later on every read costs nothing.
+    /// (it fires, the core is polled, and the timer is armed again for the later deadline, or
+    /// dropped if there is none), so a deadline that moves later on every read, or comes and
+    /// goes with every write, costs nothing.
     fn set_timer(&mut self, until: Option<Instant>) {
         let at = until.map_or(UNARMED, Instant::as_nanos);
-        let keep = self.timer_at == at || (self.timer_at < at && at != UNARMED);
+        // A timer armed for an earlier instant is kept even when the deadline goes away
+        // (`UNARMED` is later than everything): it fires once, the core finds nothing due,
+        // and the timer is dropped then. Dropping and re-creating it instead, as a write
+        // deadline comes and goes with every write, costs a timer registration per write
+        // (on async-io, a wakeup of its reactor thread).
+        let keep = self.timer_at <= at;
         if !keep {
             self.timer_at = at;
             self.rearm = true;
