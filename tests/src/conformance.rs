@@ -22,7 +22,9 @@ use redial_core::{
     DisconnectReason, FrameError, GiveUp, GiveUpWhen, Heartbeat, Jitter, LengthCodec, LineCodec,
     NetError, Notification, Outcome, QueueLimits, RejectReason, State,
 };
-use redial_driver::{Builder, Discover, Events, Handle, Inbound, Runtime, SessionEvent, Target};
+use redial_driver::{
+    Builder, Discover, Events, Handle, Inbound, Runtime, SessionEvent, Target, Undelivered,
+};
 
 use crate::proxy::{FaultProxy, Mode};
 use crate::servers::{LenServer, LineServer};
@@ -868,6 +870,42 @@ pub async fn batches_travel_and_end_as_one<A: Adapter>() {
     assert_eq!(late.batch, Some(batch_of(&["late"])));
 }
 
+/// Waits for the session's first failed attempt and checks that it failed for good, as a
+/// refused handshake does (`PermissionDenied`, no retry). Returns the error text behind it.
+pub async fn refused_for_good<A: Adapter>(s: &mut Live) -> String {
+    let failed = s
+        .wait_event::<A>(LONG, "refused attempt", |e| {
+            matches!(e.notification, Notification::AttemptFailed { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            failed.notification,
+            Notification::AttemptFailed {
+                error: NetError::PermissionDenied,
+                next_delay: None,
+                ..
+            }
+        ),
+        "[{}] {failed:?}",
+        A::NAME
+    );
+    failed.detail.unwrap_or_default()
+}
+
+/// The outcome of a message sent to a session that gave up without ever connecting:
+/// abandoned if it was queued when the session gave up, refused if it gave up first.
+pub fn assert_never_sent(u: &Undelivered) {
+    assert!(
+        matches!(
+            u.outcome,
+            Outcome::Abandoned(AbandonReason::GaveUp) | Outcome::Rejected(RejectReason::Closed)
+        ),
+        "{:?}",
+        u.outcome
+    );
+}
+
 /// Scenario 13: A handshake with replies: the peer's greeting is read before the connection
 /// is used, so it is neither delivered as data nor taken for an acknowledgement; a refusing
 /// greeting fails the attempt for good, with the peer's words in the event.
@@ -950,41 +988,11 @@ pub async fn handshake_replies_are_read_before_use<A: Adapter>() {
             .acks(AckMode::InOrder),
     );
     let never = r.handle.send(b"x".to_vec(), Delivery::AtMostOnce);
-    let failed = r
-        .wait_event::<A>(LONG, "refused attempt", |e| {
-            matches!(e.notification, Notification::AttemptFailed { .. })
-        })
-        .await;
-    assert!(
-        matches!(
-            failed.notification,
-            Notification::AttemptFailed {
-                error: NetError::PermissionDenied,
-                next_delay: None,
-                ..
-            }
-        ),
-        "{failed:?}"
-    );
-    assert!(
-        failed
-            .detail
-            .as_deref()
-            .unwrap_or("")
-            .contains("-DENIED no entry"),
-        "{failed:?}"
-    );
+    let detail = refused_for_good::<A>(&mut r).await;
+    assert!(detail.contains("-DENIED no entry"), "{detail}");
     let u = within::<A, _>(LONG, "abandoned", never)
         .await
         .expect_err("never connected");
-    // Abandoned when the session gave up with it queued; refused if it gave up first.
-    assert!(
-        matches!(
-            u.outcome,
-            Outcome::Abandoned(AbandonReason::GaveUp) | Outcome::Rejected(RejectReason::Closed)
-        ),
-        "{:?}",
-        u.outcome
-    );
+    assert_never_sent(&u);
     assert!(refusing.received().is_empty());
 }

@@ -27,12 +27,12 @@ use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use redial_core::{
-    AbandonReason, AckMode, Backoff, CloseMode, Config, Delivery, DisconnectReason, GiveUp,
-    Heartbeat, Jitter, LineCodec, NetError, Notification, Outcome, RejectReason, State,
+    AckMode, Backoff, CloseMode, Config, Delivery, DisconnectReason, GiveUp, Heartbeat, Jitter,
+    LineCodec, NetError, Notification, Outcome, State,
 };
 use redial_driver::{Builder, Keepalive, SessionEvent, SocketOptions};
 
-use crate::conformance::{eventually, within, Adapter, Live};
+use crate::conformance::{assert_never_sent, eventually, refused_for_good, within, Adapter, Live};
 use crate::netns::{self, netns_available, NetnsPair, Side};
 use crate::servers::{skip_or_fail, which, LineServer, NatsServer, RedisServer};
 
@@ -958,23 +958,7 @@ pub async fn redis_auth_is_a_handshake_with_a_reply<A: Adapter>() {
 
     let mut wrong = session(b"wrong");
     let never = wrong.handle.send(b"INCR a".to_vec(), Delivery::AtMostOnce);
-    let failed = wrong
-        .wait_event::<A>(LONG, "refused attempt", |e| {
-            matches!(e.notification, Notification::AttemptFailed { .. })
-        })
-        .await;
-    assert!(
-        matches!(
-            failed.notification,
-            Notification::AttemptFailed {
-                error: NetError::PermissionDenied,
-                next_delay: None,
-                ..
-            }
-        ),
-        "{what}: {failed:?}"
-    );
-    let detail = failed.detail.unwrap_or_default();
+    let detail = refused_for_good::<A>(&mut wrong).await;
     assert!(
         detail.contains("WRONGPASS") || detail.contains("invalid"),
         "{what}: {detail}"
@@ -982,15 +966,7 @@ pub async fn redis_auth_is_a_handshake_with_a_reply<A: Adapter>() {
     let u = within::<A, _>(LONG, "abandoned", never)
         .await
         .expect_err("never connected");
-    // Abandoned when the session gave up with it queued; refused if it gave up first.
-    assert!(
-        matches!(
-            u.outcome,
-            Outcome::Abandoned(AbandonReason::GaveUp) | Outcome::Rejected(RejectReason::Closed)
-        ),
-        "{:?}",
-        u.outcome
-    );
+    assert_never_sent(&u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1156,23 +1132,7 @@ pub async fn nats_authorization_is_checked_in_the_handshake<A: Adapter>() {
         Err(e) => return skip_or_fail(&what, e.reason()),
     };
     let mut anonymous = nats_session::<A>(&nats, real_config(None));
-    let failed = anonymous
-        .wait_event::<A>(LONG, "refused attempt", |e| {
-            matches!(e.notification, Notification::AttemptFailed { .. })
-        })
-        .await;
-    assert!(
-        matches!(
-            failed.notification,
-            Notification::AttemptFailed {
-                error: NetError::PermissionDenied,
-                next_delay: None,
-                ..
-            }
-        ),
-        "{what}: {failed:?}"
-    );
-    let detail = failed.detail.unwrap_or_default();
+    let detail = refused_for_good::<A>(&mut anonymous).await;
     assert!(detail.contains("Authorization"), "{what}: {detail}");
     eventually::<A>(LONG, "closed", || anonymous.handle.state() == State::Closed).await;
 

@@ -736,11 +736,10 @@ impl<R: Runtime> Driver<R> {
             }
             Wake::Resolved(epoch, Err(e)) => {
                 let error = classify_resolve(&e);
-                busy(&mut self.busy).last_error = Some((epoch, e.to_string()));
-                feed(
-                    &mut self.session,
-                    &mut self.custom,
+                self.failure(
                     now,
+                    epoch,
+                    e.to_string(),
                     Event::ResolveFailed { epoch, error },
                 );
             }
@@ -772,11 +771,10 @@ impl<R: Runtime> Driver<R> {
             }
             Wake::Dialed(epoch, Err(e)) => {
                 let error = classify(&e);
-                busy(&mut self.busy).last_error = Some((epoch, e.to_string()));
-                feed(
-                    &mut self.session,
-                    &mut self.custom,
+                self.failure(
                     now,
+                    epoch,
+                    e.to_string(),
                     Event::DialFailed { epoch, error },
                 );
             }
@@ -805,13 +803,7 @@ impl<R: Runtime> Driver<R> {
                     c.reader = None;
                 }
                 let error = classify(&e);
-                busy(&mut self.busy).last_error = Some((epoch, e.to_string()));
-                feed(
-                    &mut self.session,
-                    &mut self.custom,
-                    now,
-                    Event::IoError { epoch, error },
-                );
+                self.failure(now, epoch, e.to_string(), Event::IoError { epoch, error });
             }
             Wake::Read(epoch, Ok(0)) => {
                 if let Some(c) = &mut self.conn {
@@ -846,8 +838,13 @@ impl<R: Runtime> Driver<R> {
         tracing::warn!(%epoch, %error, %detail, "handshake failed");
         self.conn = None;
         self.read_filled = 0;
+        self.failure(now, epoch, detail, Event::DialFailed { epoch, error });
+    }
+
+    /// Feeds a failure of `epoch` to the core, keeping the OS (or peer) text behind it for
+    /// the event that reports it.
+    fn failure(&mut self, now: Instant, epoch: Epoch, detail: String, event: Event<'_>) {
         busy(&mut self.busy).last_error = Some((epoch, detail));
-        let event = Event::DialFailed { epoch, error };
         feed(&mut self.session, &mut self.custom, now, event);
     }
 

@@ -321,12 +321,7 @@ pub fn cg_client(which: &str, n: usize, size: usize, addr: SocketAddr) {
                         .codec(LengthCodec::default())
                         .spawn()
                         .expect("spawn");
-                    if batch {
-                        send_redial_batch(&h, n, size).await;
-                    } else {
-                        send_redial(&h, n, size).await;
-                    }
-                    h.close(redial_tokio::CloseMode::Immediate).await;
+                    send_and_close(h, batch, n, size).await;
                 }
             });
         }
@@ -340,14 +335,19 @@ pub fn cg_client(which: &str, n: usize, size: usize, addr: SocketAddr) {
                     .codec(LengthCodec::default())
                     .spawn()
                     .expect("spawn");
-                if batch {
-                    send_redial_batch(&h, n, size).await;
-                } else {
-                    send_redial(&h, n, size).await;
-                }
-                h.close(redial_smol::CloseMode::Immediate).await;
+                send_and_close(h, batch, n, size).await;
             }
         }),
         other => panic!("unknown client {other}"),
     }
+}
+
+/// The redial side of the callgrind workload (either runtime: the handle is the same type).
+async fn send_and_close(h: redial_tokio::Handle, batch: bool, n: usize, size: usize) {
+    if batch {
+        send_redial_batch(&h, n, size).await;
+    } else {
+        send_redial(&h, n, size).await;
+    }
+    h.close(redial_tokio::CloseMode::Immediate).await;
 }
