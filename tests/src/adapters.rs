@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use redial_driver::{Builder, Target};
+use redial_driver::{Builder, SocketFactory, Target};
 
 use crate::conformance::Adapter;
 
@@ -16,10 +16,15 @@ pub struct TokioAdapter;
 
 impl Adapter for TokioAdapter {
     type Rt = redial_tokio::Tokio;
+    type Conn = redial_tokio::TcpConnector;
     const NAME: &'static str = "tokio";
 
-    fn builder(target: Target) -> Builder<Self::Rt> {
+    fn builder(target: Target) -> Builder<Self::Rt, Self::Conn> {
         redial_tokio::builder(target)
+    }
+
+    fn tcp_connector(factory: SocketFactory) -> Self::Conn {
+        redial_tokio::TcpConnector::default().with_socket_factory(factory)
     }
 
     fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
@@ -41,10 +46,15 @@ pub struct SmolAdapter;
 
 impl Adapter for SmolAdapter {
     type Rt = redial_smol::Smol;
+    type Conn = redial_smol::TcpConnector;
     const NAME: &'static str = "smol";
 
-    fn builder(target: Target) -> Builder<Self::Rt> {
+    fn builder(target: Target) -> Builder<Self::Rt, Self::Conn> {
         redial_smol::builder(target)
+    }
+
+    fn tcp_connector(factory: SocketFactory) -> Self::Conn {
+        redial_smol::TcpConnector::default().with_socket_factory(factory)
     }
 
     fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {

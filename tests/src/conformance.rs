@@ -1,18 +1,44 @@
 //! The conformance suite: every scenario written once, run against every adapter.
 //!
-//! An adapter plugs in through [`Adapter`] (how to build a session, run a future to
-//! completion and sleep on that runtime); [`conformance_tests!`](crate::conformance_tests)
-//! stamps out one `#[test]` per scenario. Servers and the fault proxy run on their own threads,
-//! so the scenarios themselves contain no runtime-specific code.
+//! An adapter plugs in through [`Adapter`] (how to build a session, make its TCP connector,
+//! run a future to completion and sleep on that runtime);
+//! [`conformance_tests!`](crate::conformance_tests) stamps out one `#[test]` per scenario.
+//! Servers and the fault proxy run on their own threads, so the scenarios themselves contain no
+//! runtime-specific code. What only one runtime can do (tokio's virtual clock, tearing a
+//! runtime down under a live session, local executors) is tested in that adapter's own
+//! `tests/`; what measures the whole process (descriptors, idle CPU) is in
+//! `tests/tests/hygiene.rs`, a binary of its own.
+//!
+//! | scenario | what it pins |
+//! |---|---|
+//! | [`exchange_and_heartbeat`] | data both ways, the peer's PING answered, our PING/PONG keeps an idle connection, unencodable messages, close ends the streams |
+//! | [`down_at_start_follows_policy`] | attempt times follow the backoff (with and without jitter), errors carry OS text and address |
+//! | [`restart_flushes_queue_in_order`] | a restart: queued messages flushed in order on the new connection |
+//! | [`give_up_abandons_everything`] | give-up: every queued message handed back, streams end, later sends refused |
+//! | [`blackhole_detected_by_heartbeat`] | a half-open peer found by interval + timeout; recovery after heal |
+//! | [`old_socket_never_disturbs_new`] | epochs: the replaced socket's late bytes never reach the new connection |
+//! | [`ledger_in_doubt_and_replay`] | in doubt vs replayed, the server's log as witness |
+//! | [`queue_full_rejects`] | a bounded queue rejects at once, with the message |
+//! | [`graceful_close_drains_immediate_abandons`] | both close modes, and a drain that cannot finish |
+//! | [`bad_input_reconnects_bad_config_refused`] | oversized and malformed frames reconnect; bad configs never spawn |
+//! | [`rediscovers_every_cycle`] | discovery afresh on every attempt; host names resolved and reported |
+//! | [`batches_travel_and_end_as_one`] | batches: one entry, one outcome, replayed or in doubt whole |
+//! | [`handshake_replies_are_read_before_use`] | a handshake with replies; requests get their own replies; a reply to nothing is a protocol error |
+//! | [`events_are_bounded`] | an unread event stream keeps its capacity and counts what it lost |
+//! | [`dropping_handles_ends_the_session`] | the last handle dropped: a graceful close that still delivers |
+//! | [`custom_connector_and_build`] | a user connector and socket factory; a task built, not spawned, run on a thread of its own |
+//! | [`blocked_write_keeps_reading_and_times_out`] | a peer that stops reading: reads go on, the write deadline kills it |
+//! | [`streams_end_when_the_session_ends`] | a task polled by reference: its streams end with the session, not with the task |
 //!
 //! Timing assertions state their tolerance next to the bound they check. The machines are
 //! 2-core and the whole workspace's tests run in parallel, so tolerances are generous; the
 //! behaviour they guard (e.g. "detected at all within seconds" vs "never") is far apart.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -20,23 +46,33 @@ use futures::{FutureExt, StreamExt};
 use redial_core::{
     AbandonReason, AckMode, Backoff, Batch, CloseMode, Config, ConfigError, Delivery,
     DisconnectReason, FrameError, GiveUp, GiveUpWhen, Heartbeat, Jitter, LengthCodec, LineCodec,
-    NetError, Notification, Outcome, QueueLimits, RejectReason, State,
+    NetError, Notification, Outcome, Protocol, QueueLimits, RejectReason, State,
 };
+use redial_driver::socket2::{Domain, Socket, Type};
 use redial_driver::{
-    Builder, Discover, Events, Handle, Inbound, Runtime, SessionEvent, Target, Undelivered,
+    Builder, Connector, Dial, Discover, Endpoint, Ends, Events, Handle, Inbound, SessionEvent,
+    SocketFactory, Spawn, Target, Undelivered,
 };
 
 use crate::proxy::{FaultProxy, Mode};
 use crate::servers::{LenServer, LineServer};
 
 /// What the suite needs from an adapter.
+///
+/// The bounds on the associated types are what makes a session task `Send` (its timer, its
+/// resolver, its connector's dial and stream), so scenarios can spawn sessions of any
+/// protocol without naming the adapter.
 pub trait Adapter: 'static {
-    /// The adapter's runtime.
-    type Rt: Runtime;
+    /// The adapter's runtime (it spawns sessions as `Send` tasks).
+    type Rt: Spawn<Sleep: Send, Resolve: Send> + Send + Sync;
+    /// The adapter's TCP/Unix connector.
+    type Conn: Connector<Future: Send, Stream: Send> + Send + Sync;
     /// A name for messages.
     const NAME: &'static str;
-    /// A session builder on this runtime.
-    fn builder(target: Target) -> Builder<Self::Rt>;
+    /// A session builder on this runtime, with the adapter's own connector.
+    fn builder(target: Target) -> Builder<Self::Rt, Self::Conn>;
+    /// The adapter's TCP connector, making every socket with `factory`.
+    fn tcp_connector(factory: SocketFactory) -> Self::Conn;
     /// Runs a scenario to completion on this runtime (sessions spawned inside run there).
     fn block_on<F: Future<Output = ()> + Send + 'static>(f: F);
     /// Sleeps on this runtime's timer.
@@ -53,18 +89,29 @@ macro_rules! conformance_tests {
             old_socket_never_disturbs_new, ledger_in_doubt_and_replay, queue_full_rejects,
             graceful_close_drains_immediate_abandons, bad_input_reconnects_bad_config_refused,
             rediscovers_every_cycle, batches_travel_and_end_as_one,
-            handshake_replies_are_read_before_use);
+            handshake_replies_are_read_before_use, events_are_bounded,
+            dropping_handles_ends_the_session, custom_connector_and_build,
+            blocked_write_keeps_reading_and_times_out, streams_end_when_the_session_ends);
     };
     (@each $adapter:ty; $($name:ident),*) => {
         $(
             #[test]
             fn $name() {
                 <$adapter as $crate::conformance::Adapter>::block_on(
-                    $crate::conformance::$name::<$adapter>(),
+                    $crate::conformance::bounded::<$adapter>($crate::conformance::$name::<$adapter>()),
                 );
             }
         )*
     };
+}
+
+/// How long one whole scenario may take: a receipt or stream that never resolves fails the
+/// test with a message instead of hanging the run.
+pub const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs a scenario, failing it if it takes longer than [`SCENARIO_LIMIT`].
+pub async fn bounded<A: Adapter>(scenario: impl Future<Output = ()>) {
+    within::<A, _>(SCENARIO_LIMIT, "the scenario", scenario).await;
 }
 
 /// A policy scaled down so scenarios take a second, not a minute.
@@ -106,9 +153,14 @@ pub struct Live {
 }
 
 impl Live {
-    /// Spawns a session on the adapter.
-    pub fn spawn<A: Adapter>(b: Builder<A::Rt>) -> Live {
+    /// Spawns a session of any protocol on the adapter.
+    pub fn spawn<A: Adapter, P: Protocol + Send + 'static>(b: Builder<A::Rt, A::Conn, P>) -> Live {
         let (handle, inbound, events) = b.spawn().expect("valid config");
+        Live::from_ends(handle, inbound, events)
+    }
+
+    /// Wraps the ends of a session built (or spawned) elsewhere.
+    pub fn from_ends(handle: Handle, inbound: Inbound, events: Events) -> Live {
         Live {
             handle,
             inbound,
@@ -116,6 +168,11 @@ impl Live {
             seen: Vec::new(),
             cursor: 0,
         }
+    }
+
+    /// Wraps what [`Builder::spawn`] returned.
+    pub fn from_ends_of((handle, inbound, events): Ends) -> Live {
+        Live::from_ends(handle, inbound, events)
     }
 
     /// Moves every event already delivered into `seen`.
@@ -182,22 +239,43 @@ pub async fn within<A: Adapter, T>(timeout: Duration, what: &str, f: impl Future
     }
 }
 
+/// Reads a stream to its end (bounded) and returns what it yielded.
+pub async fn until_end<A: Adapter, S: futures::Stream + Unpin>(
+    timeout: Duration,
+    what: &str,
+    s: &mut S,
+) -> Vec<S::Item> {
+    within::<A, _>(timeout, what, async {
+        let mut all = Vec::new();
+        while let Some(x) = s.next().await {
+            all.push(x);
+        }
+        all
+    })
+    .await
+}
+
 fn is_connected(n: &Notification) -> bool {
     matches!(n, Notification::Connected { .. })
 }
 
-fn line_session<A: Adapter>(addr: SocketAddr, config: Config) -> Builder<A::Rt> {
-    A::builder(addr.into())
-        .config(config)
-        .codec(LineCodec::plain())
+fn is_disconnected(n: &Notification) -> bool {
+    matches!(n, Notification::Disconnected { .. })
+}
+
+/// A line session (the builder's default protocol: `Framed<LineCodec::plain()>`, PING/PONG).
+fn line_session<A: Adapter>(addr: SocketAddr, config: Config) -> Builder<A::Rt, A::Conn> {
+    A::builder(addr.into()).config(config)
 }
 
 const LONG: Duration = Duration::from_secs(10);
 
-/// Scenario 1: Messages flow both ways; PING/PONG keeps an idle connection alive.
+/// Scenario 1: Messages flow both ways; the peer's PING is answered; our PING/PONG keeps an
+/// idle connection alive and gives RTT samples; a message the codec cannot frame is handed
+/// back at once; a close ends the inbound stream and refuses later messages.
 pub async fn exchange_and_heartbeat<A: Adapter>() {
     let server = LineServer::start();
-    let mut s = Live::spawn::<A>(line_session::<A>(server.addr(), fast_config()));
+    let mut s = Live::spawn::<A, _>(line_session::<A>(server.addr(), fast_config()));
     within::<A, _>(
         LONG,
         "delivery",
@@ -209,27 +287,68 @@ pub async fn exchange_and_heartbeat<A: Adapter>() {
     server.send_to_all(b"world\r\n");
     let got = within::<A, _>(LONG, "inbound", s.inbound.next()).await;
     assert_eq!(got.as_deref(), Some(&b"world"[..]));
-    // Idle for ten heartbeat intervals: pings are answered and the connection stays up.
-    let pings_before = server.pings();
-    A::sleep(Duration::from_millis(2000)).await;
-    assert!(
-        server.pings() >= pings_before + 4,
-        "pings: {} -> {}",
-        pings_before,
-        server.pings()
-    );
+    // The peer's own PING is answered with PONG (logged by the server as a line) and is not
+    // data for the user.
+    server.send_to_all(b"PING\r\n");
+    eventually::<A>(LONG, "PONG to the server's PING", || {
+        server.received().iter().any(|l| l == "PONG")
+    })
+    .await;
+    // Idle for eight heartbeat intervals: every ping is answered and the connection stays up.
+    let (pings_before, pongs_before) = (server.pings(), s.handle.stats().pongs);
+    eventually::<A>(LONG, "eight more pings answered", || {
+        server.pings() >= pings_before + 8 && s.handle.stats().pongs >= pongs_before + 8
+    })
+    .await;
+    let stats = s.handle.stats();
     assert_eq!(s.handle.state(), State::Connected);
     assert_eq!(
-        s.handle.stats().connects,
-        1,
+        (stats.connects, stats.liveness_timeouts),
+        (1, 0),
         "an idle, answered connection was never dropped"
     );
-    assert!(s.handle.stats().srtt.is_some(), "PONGs give RTT samples");
+    assert!(stats.srtt.is_some(), "PONGs give RTT samples");
     assert_eq!(server.connections(), 1);
+    assert_eq!(
+        s.inbound.next().now_or_never(),
+        None,
+        "no PING or PONG surfaced as data"
+    );
+
+    // A line payload with a line break cannot be framed: handed back at once, never sent.
+    let bad = s
+        .handle
+        .send(b"a\nb".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect_err("unencodable");
+    assert!(
+        matches!(bad.frame_error(), Some(FrameError::Malformed { .. })),
+        "{bad:?}"
+    );
+    assert_eq!(bad.payload, b"a\nb");
+
+    within::<A, _>(LONG, "close", s.handle.close(CloseMode::Immediate)).await;
+    assert_eq!(s.handle.state(), State::Closed);
+    assert!(s.handle.is_closed());
+    assert_eq!(
+        within::<A, _>(LONG, "inbound ends", s.inbound.next()).await,
+        None
+    );
+    let late = s
+        .handle
+        .send(b"late".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect_err("closed");
+    assert_eq!(
+        (late.outcome, late.payload.as_slice()),
+        (Outcome::Rejected(RejectReason::Closed), &b"late"[..])
+    );
+    assert!(!server.received().iter().any(|l| l == "a" || l == "late"));
 }
 
-/// Scenario 2: Server down at start: attempts follow the policy (no jitter: exact delays; full jitter:
-/// within `[0, base]`), never above the cap. Tolerance: +150 ms late per gap, 2 ms early.
+/// Scenario 2: Server down at start: attempts follow the policy (no jitter: exact delays; full
+/// jitter: within `[0, base]`), never above the cap. Tolerance: +150 ms late per gap, 2 ms
+/// early.
 pub async fn down_at_start_follows_policy<A: Adapter>() {
     for jitter in [Jitter::None, Jitter::Full] {
         let backoff = Backoff::new()
@@ -237,7 +356,7 @@ pub async fn down_at_start_follows_policy<A: Adapter>() {
             .with_cap(Duration::from_millis(200))
             .with_jitter(jitter);
         let cfg = fast_config().with_backoff(backoff);
-        let mut s = Live::spawn::<A>(line_session::<A>(dead_addr(), cfg));
+        let mut s = Live::spawn::<A, _>(line_session::<A>(dead_addr(), cfg));
         let failed = |e: &SessionEvent| {
             matches!(
                 e.notification,
@@ -245,13 +364,14 @@ pub async fn down_at_start_follows_policy<A: Adapter>() {
             )
         };
         s.wait_event::<A>(LONG, "six failed attempts", failed).await;
-        let fails: Vec<(Duration, u32, Option<SocketAddr>, Duration)> = s
+        let fails: Vec<_> = s
             .seen
             .iter()
-            .filter_map(|e| match e.notification {
+            .filter_map(|e| match &e.notification {
                 Notification::AttemptFailed {
                     attempt,
                     addr,
+                    error,
                     next_delay,
                     ..
                 } => {
@@ -259,7 +379,8 @@ pub async fn down_at_start_follows_policy<A: Adapter>() {
                         e.detail.is_some(),
                         "attempt failures carry the OS error text"
                     );
-                    Some((e.at, attempt, addr, next_delay.expect("never gives up")))
+                    assert_eq!(*error, NetError::Refused);
+                    Some((e.at, *attempt, *addr, next_delay.expect("never gives up")))
                 }
                 _ => None,
             })
@@ -297,7 +418,7 @@ pub async fn down_at_start_follows_policy<A: Adapter>() {
 /// Scenario 3: Server restart: reconnect, queued messages flushed, order kept.
 pub async fn restart_flushes_queue_in_order<A: Adapter>() {
     let server = LineServer::start();
-    let mut s = Live::spawn::<A>(line_session::<A>(server.addr(), fast_config()));
+    let mut s = Live::spawn::<A, _>(line_session::<A>(server.addr(), fast_config()));
     for m in ["a", "b"] {
         s.handle
             .send(m.into(), Delivery::AtMostOnce)
@@ -308,15 +429,19 @@ pub async fn restart_flushes_queue_in_order<A: Adapter>() {
     // it goes down (the ledger scenario covers messages caught on the wire).
     eventually::<A>(LONG, "a and b read", || server.received().len() == 2).await;
     server.stop();
-    s.wait_event::<A>(LONG, "disconnect", |e| {
-        matches!(e.notification, Notification::Disconnected { .. })
-    })
-    .await;
+    s.wait_event::<A>(LONG, "disconnect", |e| is_disconnected(&e.notification))
+        .await;
     let receipts: Vec<_> = ["c", "d", "e"]
         .iter()
         .map(|m| s.handle.send(m.as_bytes().to_vec(), Delivery::AtMostOnce))
         .collect();
-    A::sleep(Duration::from_millis(300)).await;
+    // A failed attempt proves the server is down and the messages wait in the queue.
+    let failed = s
+        .wait_event::<A>(LONG, "a refused attempt", |e| {
+            matches!(e.notification, Notification::AttemptFailed { .. })
+        })
+        .await;
+    assert!(failed.detail.is_some(), "{failed:?}");
     assert_ne!(s.handle.state(), State::Connected);
     server.start_again();
     for r in receipts {
@@ -324,23 +449,24 @@ pub async fn restart_flushes_queue_in_order<A: Adapter>() {
             .await
             .expect("delivered after restart");
     }
-    let deadline = Instant::now() + LONG;
-    while server.received().len() < 5 && Instant::now() < deadline {
-        A::sleep(Duration::from_millis(5)).await;
-    }
+    eventually::<A>(LONG, "five lines", || server.received().len() >= 5).await;
     assert_eq!(server.received(), ["a", "b", "c", "d", "e"]);
+    let log = server.received_with_conn();
+    assert!(log[2..]
+        .iter()
+        .all(|(c, _)| *c == log[2].0 && *c > log[0].0));
     assert!(s.handle.stats().reconnects >= 1);
 }
 
-/// Scenario 4: Give-up: after the policy's limits the session closes and every queued message comes
-/// back abandoned, with its payload.
+/// Scenario 4: Give-up: after the policy's limits the session closes and every queued message
+/// comes back abandoned, with its payload; both streams end; later messages are refused.
 pub async fn give_up_abandons_everything<A: Adapter>() {
     let cfg = fast_config().with_give_up(GiveUp {
         max_failures: Some(3),
         max_elapsed: None,
         when: GiveUpWhen::Either,
     });
-    let mut s = Live::spawn::<A>(line_session::<A>(dead_addr(), cfg));
+    let mut s = Live::spawn::<A, _>(line_session::<A>(dead_addr(), cfg));
     let receipts: Vec<_> = (0..3u8)
         .map(|i| s.handle.send(vec![b'm', b'0' + i], Delivery::Idempotent))
         .collect();
@@ -356,30 +482,47 @@ pub async fn give_up_abandons_everything<A: Adapter>() {
     })
     .await;
     eventually::<A>(LONG, "closed", || s.handle.state() == State::Closed).await;
-    assert_eq!(
-        s.count(|n| matches!(n, Notification::AttemptFailed { .. })),
-        3
+    let fails: Vec<SessionEvent> = s
+        .seen
+        .iter()
+        .filter(|e| matches!(e.notification, Notification::AttemptFailed { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(fails.len(), 3, "{:#?}", s.seen);
+    let detail = fails[0]
+        .detail
+        .as_deref()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(detail.contains("refused"), "the OS error text: {detail:?}");
+    assert!(
+        matches!(
+            fails[2].notification,
+            Notification::AttemptFailed {
+                next_delay: None,
+                ..
+            }
+        ),
+        "the last failure says there is no next attempt"
     );
     let late = s.handle.send(b"late".to_vec(), Delivery::AtMostOnce).await;
     assert_eq!(
         late.expect_err("closed").outcome,
         Outcome::Rejected(RejectReason::Closed)
     );
-    let end = within::<A, _>(LONG, "events end", async {
-        while s.events.next().await.is_some() {}
-    })
-    .await;
-    let _: () = end;
+    until_end::<A, _>(LONG, "events end", &mut s.events).await;
+    let inbound = until_end::<A, _>(LONG, "inbound ends", &mut s.inbound).await;
+    assert!(inbound.is_empty());
 }
 
-/// Scenario 5: Blackhole (half-open): found within interval + timeout (+400 ms tolerance); a plain
-/// socket in the same cut notices nothing; after heal the session reconnects.
+/// Scenario 5: Blackhole (half-open): found within interval + timeout (+400 ms tolerance); a
+/// plain socket in the same cut notices nothing; after heal the session reconnects.
 pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
     let server = LineServer::start();
     let proxy = FaultProxy::start(server.addr());
     let cfg = fast_config();
     let hb = cfg.heartbeat.expect("on");
-    let mut s = Live::spawn::<A>(line_session::<A>(proxy.addr(), cfg));
+    let mut s = Live::spawn::<A, _>(line_session::<A>(proxy.addr(), cfg));
     s.handle
         .send(b"x".to_vec(), Delivery::AtMostOnce)
         .await
@@ -387,17 +530,16 @@ pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
     let mut plain = TcpStream::connect(proxy.addr()).expect("plain connect");
     let cut = Instant::now();
     proxy.set_mode(Mode::Blackhole);
-    let ev = s
-        .wait_event::<A>(LONG, "heartbeat timeout", |e| {
-            matches!(
-                e.notification,
-                Notification::Disconnected {
-                    reason: DisconnectReason::HeartbeatTimeout { .. },
-                    ..
-                }
-            )
-        })
-        .await;
+    s.wait_event::<A>(LONG, "heartbeat timeout", |e| {
+        matches!(
+            e.notification,
+            Notification::Disconnected {
+                reason: DisconnectReason::HeartbeatTimeout { .. },
+                ..
+            }
+        )
+    })
+    .await;
     let detected = cut.elapsed();
     let bound = hb.interval + hb.timeout + Duration::from_millis(400);
     assert!(
@@ -405,7 +547,6 @@ pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
         "[{}] detected after {detected:?}, bound {bound:?}",
         A::NAME
     );
-    let _ = ev;
     // The plain socket, cut at the same moment, has noticed nothing by now.
     plain
         .set_read_timeout(Some(Duration::from_millis(50)))
@@ -430,18 +571,19 @@ pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
     .await
     .expect("delivered after heal");
     assert!(s.handle.stats().connects >= 2);
+    assert!(s.handle.stats().liveness_timeouts >= 1);
     eventually::<A>(LONG, "y received", || {
         server.received().iter().any(|l| l == "y")
     })
     .await;
 }
 
-/// Scenario 6: Epochs: the old socket (slow proxy: late bytes, delayed close) never disturbs the new
-/// connection.
+/// Scenario 6: Epochs: the old socket (slow proxy: late bytes, delayed close) never disturbs
+/// the new connection.
 pub async fn old_socket_never_disturbs_new<A: Adapter>() {
     let server = LineServer::start();
     let proxy = FaultProxy::start(server.addr());
-    let mut s = Live::spawn::<A>(line_session::<A>(
+    let mut s = Live::spawn::<A, _>(line_session::<A>(
         proxy.addr(),
         fast_config().with_heartbeat(None),
     ));
@@ -458,13 +600,21 @@ pub async fn old_socket_never_disturbs_new<A: Adapter>() {
         |e| matches!(e.notification, Notification::Connected { epoch, .. } if epoch.get() >= 2),
     )
     .await;
-    proxy.set_latency_down(Duration::ZERO);
-    // Let the old socket's late bytes and close arrive.
-    A::sleep(Duration::from_millis(600)).await;
+    // The server now echoes. The echo of "after" is read by the proxy after the old bytes, so
+    // it is due after them: once it arrives, the old socket's late bytes have had their
+    // chance to leak (the window is an event, not a sleep).
+    server.set_reply(Some("re:"));
     s.handle
         .send(b"after".to_vec(), Delivery::AtMostOnce)
         .await
         .expect("delivered");
+    let echo = within::<A, _>(LONG, "the echo on the new connection", s.inbound.next()).await;
+    assert_eq!(
+        echo.as_deref(),
+        Some(&b"re:after"[..]),
+        "the first inbound line is the new connection's"
+    );
+    proxy.set_latency_down(Duration::ZERO);
     eventually::<A>(LONG, "after received", || {
         server.received().contains(&"after".to_string())
     })
@@ -475,11 +625,7 @@ pub async fn old_socket_never_disturbs_new<A: Adapter>() {
         .map(|(c, _)| *c)
         .collect();
     assert_eq!(conns.len(), 1, "exactly one copy");
-    assert_eq!(
-        s.count(|n| matches!(n, Notification::Disconnected { .. })),
-        1,
-        "only the replaced one ended"
-    );
+    assert_eq!(s.count(is_disconnected), 1, "only the replaced one ended");
     assert_eq!(s.handle.state(), State::Connected);
     eventually::<A>(LONG, "old server-side socket closed", || server.live() == 1).await;
     // Nothing from the old socket surfaced on the new connection's inbound stream.
@@ -493,15 +639,14 @@ pub async fn old_socket_never_disturbs_new<A: Adapter>() {
     );
 }
 
-/// Scenario 7: Ledger: at-most-once messages written before a cut come back in doubt and are never
-/// resent; idempotent ones are replayed exactly once, in order. The server log is the witness.
+/// Scenario 7: Ledger: at-most-once messages written before a cut come back in doubt and are
+/// never resent; idempotent ones are replayed exactly once, in order. The server log is the
+/// witness.
 pub async fn ledger_in_doubt_and_replay<A: Adapter>() {
     let server = LineServer::start();
     server.set_reply(Some("+OK "));
-    let cfg = fast_config()
-        .with_heartbeat(None)
-        .with_acks(AckMode::InOrder);
-    let s = Live::spawn::<A>(line_session::<A>(server.addr(), cfg).acks(AckMode::InOrder));
+    let cfg = fast_config().with_heartbeat(None);
+    let s = Live::spawn::<A, _>(line_session::<A>(server.addr(), cfg).acks(AckMode::InOrder));
     s.handle
         .send(b"warmup".to_vec(), Delivery::AtMostOnce)
         .await
@@ -540,10 +685,12 @@ pub async fn ledger_in_doubt_and_replay<A: Adapter>() {
         ["i1", "i2"],
         "replayed in order on the new connection"
     );
-    assert_eq!(s.handle.stats().in_doubt, 1);
+    let stats = s.handle.stats();
+    assert_eq!((stats.in_doubt, stats.replayed), (1, 2), "{stats:?}");
 }
 
-/// Scenario 8: Queue full: rejected at once with the message handed back; memory stays bounded.
+/// Scenario 8: Queue full: rejected at once with the message handed back; memory stays
+/// bounded.
 pub async fn queue_full_rejects<A: Adapter>() {
     let q = QueueLimits {
         max_messages: 4,
@@ -551,7 +698,7 @@ pub async fn queue_full_rejects<A: Adapter>() {
         max_message: 1 << 10,
         overflow: redial_core::Overflow::Reject,
     };
-    let s = Live::spawn::<A>(line_session::<A>(dead_addr(), fast_config().with_queue(q)));
+    let s = Live::spawn::<A, _>(line_session::<A>(dead_addr(), fast_config().with_queue(q)));
     let held: Vec<_> = (0..4)
         .map(|i| s.handle.send(vec![b'a' + i], Delivery::AtMostOnce))
         .collect();
@@ -595,11 +742,11 @@ pub async fn queue_full_rejects<A: Adapter>() {
     }
 }
 
-/// Scenario 9: Graceful close drains within its deadline; immediate close abandons; a drain that
-/// cannot finish abandons at its deadline.
+/// Scenario 9: Graceful close drains within its deadline; immediate close abandons; a drain
+/// that cannot finish abandons at its deadline.
 pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
     let server = LineServer::start();
-    let s = Live::spawn::<A>(line_session::<A>(server.addr(), fast_config()));
+    let s = Live::spawn::<A, _>(line_session::<A>(server.addr(), fast_config()));
     let receipts: Vec<_> = (0..100)
         .map(|i| {
             s.handle
@@ -620,9 +767,11 @@ pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
         r.await.expect("drained before close");
     }
     eventually::<A>(LONG, "all 100 received", || server.received().len() == 100).await;
+    let expected: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    assert_eq!(server.received(), expected, "in order");
     assert_eq!(s.handle.state(), State::Closed);
 
-    let down = Live::spawn::<A>(line_session::<A>(dead_addr(), fast_config()));
+    let down = Live::spawn::<A, _>(line_session::<A>(dead_addr(), fast_config()));
     let r = down.handle.send(b"x".to_vec(), Delivery::AtMostOnce);
     let t = Instant::now();
     down.handle
@@ -640,7 +789,7 @@ pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
         Outcome::Abandoned(AbandonReason::DrainTimeout)
     );
 
-    let down = Live::spawn::<A>(line_session::<A>(dead_addr(), fast_config()));
+    let down = Live::spawn::<A, _>(line_session::<A>(dead_addr(), fast_config()));
     let r = down.handle.send(b"y".to_vec(), Delivery::AtMostOnce);
     down.handle.close(CloseMode::Immediate).await;
     assert_eq!(
@@ -649,14 +798,45 @@ pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
     );
 }
 
-/// Scenario 10: Bad input: oversized and malformed inbound frames close that connection with a typed
-/// error and the session recovers; bad config is refused before anything is spawned.
+/// Scenario 10: Bad input: oversized and malformed inbound frames close that connection with a
+/// typed error and the session recovers; bad config is refused before anything is spawned.
 pub async fn bad_input_reconnects_bad_config_refused<A: Adapter>() {
+    // Refused configs first: the probe server must see no connection by the end of the
+    // scenario (which takes well over a second).
+    let probe = LineServer::start();
+    let bad = fast_config().with_heartbeat(Some(Heartbeat {
+        interval: Duration::ZERO,
+        ..Heartbeat::default()
+    }));
+    let err = A::builder(probe.addr().into())
+        .config(bad)
+        .spawn()
+        .expect_err("refused");
+    assert_eq!(err, ConfigError::ZeroDuration("heartbeat.interval"));
+    assert_eq!(
+        err.to_string(),
+        "heartbeat.interval must be greater than zero"
+    );
+    let err = A::builder(probe.addr().into())
+        .config(Config::default().with_connect_timeout(Duration::ZERO))
+        .spawn()
+        .expect_err("refused");
+    assert_eq!(err, ConfigError::ZeroDuration("connect_timeout"));
+    let err = A::builder(probe.addr().into())
+        .codec(LineCodec::plain().with_max_line(0))
+        .spawn()
+        .expect_err("refused");
+    assert!(matches!(err, ConfigError::Protocol(_)), "{err:?}");
+    let err = A::builder(Target::from(Vec::<SocketAddr>::new()))
+        .spawn()
+        .expect_err("refused");
+    assert_eq!(err, ConfigError::NoAddresses);
+
     let server = LineServer::start();
     let b = A::builder(server.addr().into())
         .config(fast_config())
         .codec(LineCodec::plain().with_max_line(64));
-    let mut s = Live::spawn::<A>(b);
+    let mut s = Live::spawn::<A, _>(b);
     s.wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification))
         .await;
     eventually::<A>(LONG, "server accepted", || server.live() == 1).await;
@@ -681,7 +861,7 @@ pub async fn bad_input_reconnects_bad_config_refused<A: Adapter>() {
     .await;
 
     let len_server = LenServer::start();
-    let mut s = Live::spawn::<A>(
+    let mut s = Live::spawn::<A, _>(
         A::builder(len_server.addr().into())
             .config(fast_config())
             .codec(LengthCodec::new(1024)),
@@ -709,22 +889,11 @@ pub async fn bad_input_reconnects_bad_config_refused<A: Adapter>() {
     })
     .await;
 
-    let probe = LineServer::start();
-    let bad = fast_config().with_heartbeat(Some(Heartbeat {
-        interval: Duration::ZERO,
-        ..Heartbeat::default()
-    }));
-    let err = A::builder(probe.addr().into())
-        .config(bad)
-        .spawn()
-        .expect_err("refused");
-    assert_eq!(err, ConfigError::ZeroDuration("heartbeat.interval"));
     assert_eq!(
-        err.to_string(),
-        "heartbeat.interval must be greater than zero"
+        probe.connections(),
+        0,
+        "nothing was spawned for a refused config"
     );
-    A::sleep(Duration::from_millis(100)).await;
-    assert_eq!(probe.connections(), 0, "nothing was spawned");
 }
 
 struct CountingDiscover {
@@ -733,14 +902,15 @@ struct CountingDiscover {
 }
 
 impl Discover for CountingDiscover {
-    fn discover(&self) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
+    fn discover(&self) -> BoxFuture<'static, std::io::Result<Vec<Endpoint>>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let addr = self.addr;
-        async move { Ok(vec![addr]) }.boxed()
+        async move { Ok(vec![Endpoint::ip(addr)]) }.boxed()
     }
 }
 
-/// Scenario 12: Discovery is refreshed on every reconnect cycle; a `localhost` target works.
+/// Scenario 11: Discovery is refreshed on every reconnect cycle; a `localhost` target is
+/// resolved (on every attempt) and its events name the host.
 pub async fn rediscovers_every_cycle<A: Adapter>() {
     let server = LineServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -748,11 +918,7 @@ pub async fn rediscovers_every_cycle<A: Adapter>() {
         addr: server.addr(),
         calls: calls.clone(),
     };
-    let mut s = Live::spawn::<A>(
-        A::builder(Target::discover(d))
-            .config(fast_config())
-            .codec(LineCodec::plain()),
-    );
+    let mut s = Live::spawn::<A, _>(A::builder(Target::discover(d)).config(fast_config()));
     for cycle in 1..=5u64 {
         eventually::<A>(LONG, "connected", || s.handle.stats().connects == cycle).await;
         s.handle.reconnect_now();
@@ -766,11 +932,7 @@ pub async fn rediscovers_every_cycle<A: Adapter>() {
     s.drain();
 
     let host = format!("localhost:{}", server.addr().port());
-    let l = Live::spawn::<A>(
-        A::builder(Target::from(host.as_str()))
-            .config(fast_config())
-            .codec(LineCodec::plain()),
-    );
+    let mut l = Live::spawn::<A, _>(A::builder(Target::from(host.as_str())).config(fast_config()));
     l.handle
         .send(b"via-dns".to_vec(), Delivery::AtMostOnce)
         .await
@@ -779,6 +941,17 @@ pub async fn rediscovers_every_cycle<A: Adapter>() {
         server.received().contains(&"via-dns".to_string())
     })
     .await;
+    // `localhost` may resolve to ::1 first (nothing listens there); the session rotates, so
+    // some attempt connects, and its event names the host it was found under.
+    let connected = l
+        .wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification))
+        .await;
+    let endpoint = connected.endpoint.expect("a connection names its endpoint");
+    assert_eq!(endpoint.host.as_deref(), Some("localhost"), "{endpoint}");
+    assert_eq!(
+        endpoint.socket_addr().map(|a| a.port()),
+        Some(server.addr().port())
+    );
 }
 
 fn batch_of(messages: &[&str]) -> Batch {
@@ -795,10 +968,8 @@ fn batch_of(messages: &[&str]) -> Batch {
 pub async fn batches_travel_and_end_as_one<A: Adapter>() {
     let server = LineServer::start();
     server.set_reply(Some("+OK "));
-    let cfg = fast_config()
-        .with_heartbeat(None)
-        .with_acks(AckMode::InOrder);
-    let s = Live::spawn::<A>(line_session::<A>(server.addr(), cfg).acks(AckMode::InOrder));
+    let cfg = fast_config().with_heartbeat(None);
+    let s = Live::spawn::<A, _>(line_session::<A>(server.addr(), cfg).acks(AckMode::InOrder));
     let first = s
         .handle
         .send_batch(batch_of(&["b1", "b2", "b3"]), Delivery::AtMostOnce);
@@ -906,82 +1077,89 @@ pub fn assert_never_sent(u: &Undelivered) {
     );
 }
 
-/// Scenario 13: A handshake with replies: the peer's greeting is read before the connection
-/// is used, so it is neither delivered as data nor taken for an acknowledgement; a refusing
-/// greeting fails the attempt for good, with the peer's words in the event.
+/// Scenario 13: A handshake with replies: the peer's greeting is read before the connection is
+/// used, so it is neither data nor a reply; every request gets its own reply (with framed
+/// acks, every data line answers the oldest request); a reply to nothing is a protocol error
+/// (`UnexpectedReply`) and a clean reconnect; a refusing greeting fails the attempt for good,
+/// with the peer's words in the event.
 pub async fn handshake_replies_are_read_before_use<A: Adapter>() {
     let server = LineServer::start();
     server.set_greeting(Some("HELLO v1"));
     server.set_reply(Some("+OK "));
-    // No heartbeat: the bytes read are exactly the two replies.
-    let cfg = fast_config()
-        .with_acks(AckMode::InOrder)
-        .with_heartbeat(None);
+    // No heartbeat: the bytes read are exactly the greeting and the replies.
+    let cfg = fast_config().with_heartbeat(None);
     let codec = LineCodec::plain()
         .with_greeting_replies(1)
         .with_handshake_error(b"-", NetError::PermissionDenied);
-    let mut s = Live::spawn::<A>(
+    let mut s = Live::spawn::<A, _>(
         A::builder(server.addr().into())
             .config(cfg.clone())
             .codec(codec.clone())
             .acks(AckMode::InOrder),
     );
-    // Sent before the connection exists: the greeting must not confirm it.
-    let early = s.handle.send(b"a".to_vec(), Delivery::AtMostOnce);
-    within::<A, _>(LONG, "a acked", early)
+    // Sent before the connection exists: the greeting must not answer it.
+    let early = s.handle.request(b"a".to_vec(), Delivery::AtMostOnce);
+    let a = within::<A, _>(LONG, "a answered", early)
         .await
-        .expect("acknowledged by its own reply");
-    s.handle
-        .send(b"b".to_vec(), Delivery::AtMostOnce)
-        .await
-        .expect("acknowledged");
-    let got = within::<A, _>(LONG, "replies", async {
-        let mut got = Vec::new();
-        while got.len() < 2 {
-            got.push(s.inbound.next().await.expect("inbound open"));
-        }
-        got
-    })
-    .await;
-    assert_eq!(
-        got,
-        [b"+OK a".to_vec(), b"+OK b".to_vec()],
-        "greeting not delivered"
-    );
+        .expect("answered by its own reply");
+    assert_eq!(a.body, b"+OK a", "the greeting is not a's reply");
+    assert!(!a.refused);
+    let b = within::<A, _>(
+        LONG,
+        "b answered",
+        s.handle.request(b"b".to_vec(), Delivery::AtMostOnce),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(b.body, b"+OK b");
     assert_eq!(server.received(), ["a", "b"]);
-    assert_eq!(s.handle.stats().delivered, 2);
+    let stats = s.handle.stats();
+    assert_eq!((stats.delivered, stats.replies), (2, 2), "{stats:?}");
+    assert_eq!(stats.messages_received, 0, "the greeting is not data");
     assert_eq!(
-        s.handle.stats().bytes_read,
-        2 * b"+OK a\r\n".len() as u64,
-        "the handshake's bytes are not counted as traffic"
+        stats.bytes_read,
+        (b"HELLO v1\r\n".len() + 2 * b"+OK a\r\n".len()) as u64,
+        "every byte read is counted, the handshake's too"
+    );
+    assert_eq!(
+        s.inbound.next().now_or_never(),
+        None,
+        "nothing on the inbound stream"
     );
 
-    // Two replies in one read with nothing in flight: the first is a lie that ends the
-    // connection; the second, read from the dead socket's buffer, is not delivered.
+    // Two replies in one read with nothing in flight: the first answers nothing, a protocol
+    // error that ends the connection; the second, from the dead connection's buffer, is
+    // delivered nowhere.
     server.send_to_all(b"bogus1\r\nbogus2\r\n");
-    s.wait_event::<A>(LONG, "the lie ends the connection", |e| {
-        matches!(e.notification, Notification::Disconnected { .. })
+    s.wait_event::<A>(LONG, "the reply to nothing ends the connection", |e| {
+        matches!(
+            e.notification,
+            Notification::Disconnected {
+                reason: DisconnectReason::Protocol(FrameError::UnexpectedReply),
+                ..
+            }
+        )
     })
     .await;
     s.wait_event::<A>(LONG, "reconnect", |e| is_connected(&e.notification))
         .await;
-    within::<A, _>(
+    let c = within::<A, _>(
         LONG,
-        "c acked",
-        s.handle.send(b"c".to_vec(), Delivery::AtMostOnce),
+        "c answered",
+        s.handle.request(b"c".to_vec(), Delivery::AtMostOnce),
     )
     .await
-    .expect("acknowledged on the new connection");
-    let mut after = Vec::new();
-    while after.last().map(Vec::as_slice) != Some(&b"+OK c"[..]) {
-        let line = within::<A, _>(LONG, "inbound", s.inbound.next()).await;
-        after.push(line.expect("inbound open"));
-    }
-    assert_eq!(after, [b"bogus1".to_vec(), b"+OK c".to_vec()]);
+    .expect("answered on the new connection");
+    assert_eq!(c.body, b"+OK c", "bogus2 did not answer c");
+    assert_eq!(
+        s.inbound.next().now_or_never(),
+        None,
+        "bogus lines are not data"
+    );
 
     let refusing = LineServer::start();
     refusing.set_greeting(Some("-DENIED no entry"));
-    let mut r = Live::spawn::<A>(
+    let mut r = Live::spawn::<A, _>(
         A::builder(refusing.addr().into())
             .config(cfg)
             .codec(codec)
@@ -990,9 +1168,341 @@ pub async fn handshake_replies_are_read_before_use<A: Adapter>() {
     let never = r.handle.send(b"x".to_vec(), Delivery::AtMostOnce);
     let detail = refused_for_good::<A>(&mut r).await;
     assert!(detail.contains("-DENIED no entry"), "{detail}");
+    assert_eq!(
+        r.count(
+            |n| matches!(n, Notification::PeerSaid { text, .. } if text.starts_with(b"-DENIED"))
+        ),
+        1,
+        "the peer's words come as an event of their own too"
+    );
     let u = within::<A, _>(LONG, "abandoned", never)
         .await
         .expect_err("never connected");
     assert_never_sent(&u);
     assert!(refusing.received().is_empty());
+}
+
+/// Scenario 14: An event stream kept but never read holds at most its capacity: the oldest
+/// events are dropped, and the first event read then counts them in `missed`.
+pub async fn events_are_bounded<A: Adapter>() {
+    // Nothing listens: every attempt fails at once, a few events each.
+    let cfg = fast_config().with_backoff(
+        Backoff::new()
+            .with_initial(Duration::from_millis(1))
+            .with_cap(Duration::from_millis(1))
+            .with_jitter(Jitter::None),
+    );
+    let mut s = Live::from_ends_of(
+        A::builder(dead_addr().into())
+            .config(cfg)
+            .event_capacity(8)
+            .spawn()
+            .expect("valid config"),
+    );
+    eventually::<A>(LONG, "20 failed attempts", || {
+        s.handle.stats().failures >= 20
+    })
+    .await;
+    within::<A, _>(LONG, "close", s.handle.close(CloseMode::Immediate)).await;
+    let all = until_end::<A, _>(LONG, "the events end", &mut s.events).await;
+    assert!(all.len() <= 8, "{} events kept: {all:#?}", all.len());
+    // 20 attempts are far more than 8 events (attempt started and failed, each).
+    assert!(all[0].missed >= 32, "{all:#?}");
+    assert!(all[1..].iter().all(|e| e.missed == 0), "{all:#?}");
+    assert!(
+        matches!(
+            all.last().map(|e| &e.notification),
+            Some(Notification::StateChanged {
+                to: State::Closed,
+                ..
+            })
+        ),
+        "the newest are kept: {all:#?}"
+    );
+}
+
+/// Scenario 15: Dropping the last handle closes the session gracefully: what was queued is
+/// still delivered, then both streams end.
+pub async fn dropping_handles_ends_the_session<A: Adapter>() {
+    let server = LineServer::start();
+    let s = Live::spawn::<A, _>(line_session::<A>(server.addr(), fast_config()));
+    let clone = s.handle.clone();
+    let r = s.handle.send(b"bye".to_vec(), Delivery::AtMostOnce);
+    drop(clone);
+    assert!(!s.handle.is_closed(), "a clone dropped closes nothing");
+    let Live {
+        handle,
+        mut inbound,
+        mut events,
+        ..
+    } = s;
+    drop(handle);
+    within::<A, _>(LONG, "bye delivered", r)
+        .await
+        .expect("delivered by the drain");
+    let all = until_end::<A, _>(LONG, "events end after the last handle", &mut events).await;
+    assert!(
+        matches!(
+            all.last().map(|e| &e.notification),
+            Some(Notification::StateChanged {
+                to: State::Closed,
+                ..
+            })
+        ),
+        "{all:#?}"
+    );
+    until_end::<A, _>(LONG, "inbound ends", &mut inbound).await;
+    eventually::<A>(LONG, "bye", || server.received() == ["bye"]).await;
+}
+
+/// A connector that counts its dials and hands them to the adapter's.
+struct CountingConnector<C> {
+    inner: C,
+    dials: Arc<AtomicUsize>,
+}
+
+impl<C: Connector> Connector for CountingConnector<C> {
+    type Stream = C::Stream;
+    type Future = C::Future;
+
+    fn connect(&self, dial: &Dial) -> C::Future {
+        self.dials.fetch_add(1, Ordering::SeqCst);
+        self.inner.connect(dial)
+    }
+}
+
+/// A socket factory that makes each socket on a fresh thread (as one in a network namespace
+/// must), counting them; `send_buffer` shrinks `SO_SNDBUF` when set.
+fn thread_socket_factory(made: Arc<AtomicUsize>, send_buffer: Option<usize>) -> SocketFactory {
+    Arc::new(move |e: &Endpoint| {
+        made.fetch_add(1, Ordering::SeqCst);
+        let addr = e.socket_addr().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::Unsupported, "a TCP endpoint only")
+        })?;
+        std::thread::spawn(move || {
+            let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+            if let Some(n) = send_buffer {
+                s.set_send_buffer_size(n)?;
+            }
+            Ok(s)
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("socket thread panicked"))?
+    })
+}
+
+/// Scenario 16: A user connector (wrapping the adapter's, whose sockets a factory makes on a
+/// thread of its own) dials every connection; the session is built, not spawned, and its task
+/// runs on a dedicated thread with its own runtime.
+pub async fn custom_connector_and_build<A: Adapter>() {
+    let server = LineServer::start();
+    server.set_reply(Some("echo:"));
+    let (dials, made) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let connector = CountingConnector {
+        inner: A::tcp_connector(thread_socket_factory(Arc::clone(&made), None)),
+        dials: Arc::clone(&dials),
+    };
+    let (handle, inbound, events, task) = A::builder(server.addr().into())
+        .config(fast_config())
+        .connector(connector)
+        .build()
+        .expect("valid config");
+    let runner = std::thread::spawn(move || A::block_on(task));
+    let mut s = Live::from_ends(handle, inbound, events);
+    within::<A, _>(
+        LONG,
+        "delivery",
+        s.handle.send(b"via".to_vec(), Delivery::AtMostOnce),
+    )
+    .await
+    .expect("delivered");
+    let echo = within::<A, _>(LONG, "echo", s.inbound.next()).await;
+    assert_eq!(echo.as_deref(), Some(&b"echo:via"[..]));
+    let connected = s
+        .wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification))
+        .await;
+    assert_eq!(
+        connected.endpoint.and_then(|e| e.socket_addr()),
+        Some(server.addr())
+    );
+    assert_eq!(
+        (dials.load(Ordering::SeqCst), made.load(Ordering::SeqCst)),
+        (1, 1),
+        "one dial through the user's connector, one socket from the factory"
+    );
+    within::<A, _>(LONG, "close", s.handle.close(CloseMode::Immediate)).await;
+    // The task ends with the session, so its thread does.
+    eventually::<A>(LONG, "the task's thread ends", || runner.is_finished()).await;
+    runner.join().expect("the task's thread did not panic");
+}
+
+/// A peer that accepts and never reads (its receive buffer is small), but can send: writes
+/// to it stall once the buffers are full.
+struct DeafServer {
+    addr: SocketAddr,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DeafServer {
+    fn start() -> Self {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        // Inherited by accepted sockets: a few KiB, so the buffers fill at once.
+        s.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        s.bind(&any.into()).expect("bind");
+        s.listen(16).expect("listen");
+        let l: TcpListener = s.into();
+        l.set_nonblocking(true).expect("nonblocking");
+        let addr = l.local_addr().expect("addr");
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, st) = (Arc::clone(&conns), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((conn, _)) => crate::proxy::lock(&c).push(conn),
+                    // Nothing to accept: poll the stop flag again shortly (a server thread,
+                    // not a test waiting).
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        DeafServer {
+            addr,
+            conns,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        crate::proxy::lock(&self.conns).len()
+    }
+
+    /// Writes `bytes` to every connection accepted so far.
+    fn push(&self, bytes: &[u8]) {
+        for c in crate::proxy::lock(&self.conns).iter_mut() {
+            let _ = c.write_all(bytes);
+        }
+    }
+}
+
+impl Drop for DeafServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        for c in crate::proxy::lock(&self.conns).drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Scenario 17: A write stuck on a peer that stopped reading never stops reads (a line the
+/// peer sends still arrives) and is killed by the write deadline.
+pub async fn blocked_write_keeps_reading_and_times_out<A: Adapter>() {
+    let server = DeafServer::start();
+    let write_timeout = Duration::from_millis(1500);
+    let cfg = fast_config()
+        .with_heartbeat(None)
+        .with_write_timeout(Some(write_timeout))
+        .with_queue(QueueLimits {
+            max_messages: 64,
+            max_bytes: 8 << 20,
+            max_message: 1 << 20,
+            overflow: redial_core::Overflow::Reject,
+        });
+    // A small send buffer on our side too: one 256 KiB message can never be written whole
+    // while the peer does not read, so the first write is stuck from the start.
+    let made = Arc::new(AtomicUsize::new(0));
+    let mut s = Live::spawn::<A, _>(
+        A::builder(server.addr.into())
+            .config(cfg)
+            .codec(LineCodec::plain().with_max_line(1 << 20))
+            .connector(A::tcp_connector(thread_socket_factory(made, Some(4096)))),
+    );
+    let receipts: Vec<_> = (0..4)
+        .map(|_| s.handle.send(vec![b'x'; 256 << 10], Delivery::AtMostOnce))
+        .collect();
+    s.wait_event::<A>(LONG, "connected", |e| is_connected(&e.notification))
+        .await;
+    eventually::<A>(LONG, "accept", || server.accepted() == 1).await;
+    server.push(b"still-reading\r\n");
+    let got = within::<A, _>(
+        write_timeout,
+        "a read during the stuck write",
+        s.inbound.next(),
+    )
+    .await;
+    assert_eq!(got.as_deref(), Some(&b"still-reading"[..]));
+    assert_eq!(
+        s.count(is_disconnected),
+        0,
+        "read while the write was stuck, before its deadline"
+    );
+    let e = s
+        .wait_event::<A>(LONG, "write timeout", |e| is_disconnected(&e.notification))
+        .await;
+    assert!(
+        matches!(
+            e.notification,
+            Notification::Disconnected {
+                reason: DisconnectReason::WriteTimeout(d),
+                ..
+            } if d == write_timeout
+        ),
+        "{e:?}"
+    );
+    assert_eq!(s.handle.stats().write_timeouts, 1);
+    s.handle.close(CloseMode::Immediate).await;
+    let mut outcomes = Vec::new();
+    for r in receipts {
+        outcomes.push(r.await.expect_err("never delivered").outcome);
+    }
+    assert_eq!(
+        outcomes[0],
+        Outcome::InDoubt,
+        "the stuck message was partly written: {outcomes:?}"
+    );
+    assert!(
+        outcomes[1..].iter().all(|o| matches!(
+            o,
+            Outcome::InDoubt | Outcome::Abandoned(AbandonReason::Closed)
+        )),
+        "{outcomes:?}"
+    );
+}
+
+/// Scenario 18: A session task polled by reference (not dropped when it finishes): its
+/// streams still end when the session does.
+pub async fn streams_end_when_the_session_ends<A: Adapter>() {
+    let (handle, mut inbound, mut events, task) = A::builder(dead_addr().into())
+        .config(fast_config())
+        .build()
+        .expect("valid config");
+    let mut task = std::pin::pin!(task);
+    let close = handle.close(CloseMode::Immediate);
+    within::<A, _>(
+        LONG,
+        "task and close",
+        futures::future::join(task.as_mut(), close),
+    )
+    .await;
+    assert!(handle.is_closed());
+    until_end::<A, _>(LONG, "events end", &mut events).await;
+    assert_eq!(
+        within::<A, _>(LONG, "inbound ends", inbound.next()).await,
+        None,
+        "both streams ended while the task still exists"
+    );
+    let late = handle
+        .send(b"late".to_vec(), Delivery::AtMostOnce)
+        .await
+        .expect_err("closed");
+    assert_eq!(late.outcome, Outcome::Rejected(RejectReason::Closed));
+    // The task still exists, and polled again it stays finished.
+    assert_eq!(task.as_mut().now_or_never(), Some(()));
 }

@@ -16,9 +16,12 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use redial_driver::socket2::{Domain, Protocol, Socket, Type};
+use redial_driver::{Endpoint, EndpointAddr, SocketFactory};
 
 use crate::proxy::lock;
 use crate::servers::{signal, which};
@@ -320,6 +323,33 @@ impl Drop for NetnsPair {
             let _ = self.ip(&["netns", "del", ns]);
         }
     }
+}
+
+/// A [`SocketFactory`] that makes every TCP socket inside namespace `ns` (name or path): on a
+/// short-lived thread that enters `ns` (`setns`) and creates the socket there. A socket keeps
+/// the namespace it was made in, so the connector may connect it, and the session use it, from
+/// any thread (a multi-threaded tokio runtime, smol's executor). Creating a socket never
+/// touches the network, so the dial's deadline stays the driver's alone.
+pub fn socket_factory(ns: &str) -> SocketFactory {
+    let ns = ns.to_owned();
+    Arc::new(move |endpoint: &Endpoint| {
+        let EndpointAddr::Ip(addr) = &endpoint.addr else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "network namespaces hold IP sockets only",
+            ));
+        };
+        let domain = Domain::for_address(*addr);
+        let ns = ns.as_str();
+        thread::scope(|s| {
+            s.spawn(move || {
+                enter(ns)?;
+                Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("netns socket thread panicked")))
+        })
+    })
 }
 
 #[cfg(test)]

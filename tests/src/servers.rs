@@ -1140,7 +1140,10 @@ impl NatsServer {
     }
 }
 
+// Helpers may be appended after the tests (the real-fault suites add their own at the end of
+// this file, so concurrent edits never collide).
 #[cfg(test)]
+#[allow(clippy::items_after_test_module)]
 mod tests {
     use super::*;
     use crate::wait::wait_until;
@@ -1348,5 +1351,13 @@ mod tests {
             need("redial-no-such-program"),
             Err(Unavailable::Missing(_))
         ));
+    }
+}
+
+impl NatsServer {
+    /// Starts on a free 127.0.0.1 port with `extra` appended to its configuration file (e.g.
+    /// `max_payload: 8388608` for payloads over the default 1 MiB).
+    pub fn start_with_config(extra: &str) -> Result<Self, Unavailable> {
+        Self::start_with(None, None, extra)
     }
 }

@@ -1,11 +1,13 @@
-//! Conformance scenario 11, in its own binary because it measures the whole process (file
-//! descriptors, CPU time): 1,000 reconnect cycles leak no descriptors and no tasks, and an idle
-//! session uses (almost) no CPU. Both adapters, one after the other.
+//! The conformance scenarios that measure the whole process (file descriptors, CPU time), in a
+//! binary of their own so no other test's work is counted: 1,000 reconnect cycles leak no
+//! descriptors and no tasks; an idle session uses (almost) no CPU, with its heartbeat on (a few
+//! PING/PONG round trips) and off (it wakes for nothing at all). Both adapters, one scenario at
+//! a time.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use redial_core::{CloseMode, Delivery, Heartbeat, LineCodec, State};
+use redial_core::{CloseMode, Delivery, Heartbeat, State};
 use redial_tests::conformance::fast_config;
 use redial_tests::servers::LineServer;
 use redial_tests::wait::wait_until;
@@ -36,6 +38,51 @@ const IDLE: Duration = Duration::from_secs(4);
 /// 4 s idle with a 1 s heartbeat is ~4 PING/PONG round trips: microseconds of work. Anything
 /// near a busy-poll burns the whole 4 s.
 const IDLE_CPU_BUDGET: Duration = Duration::from_millis(150);
+/// Idle with no heartbeat: the session has no deadline at all, so it must not wake. 2 s of a
+/// timer or poll loop would cost far more than this; the budget leaves room for the harness
+/// and the server's threads (a few clock ticks).
+const SILENT: Duration = Duration::from_secs(2);
+const SILENT_CPU_BUDGET: Duration = Duration::from_millis(50);
+
+macro_rules! silent {
+    ($name:ident, $krate:ident, $block_on:expr) => {
+        #[test]
+        fn $name() {
+            let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            let server = LineServer::start();
+            let addr = server.addr();
+            let block_on = $block_on;
+            block_on(async move {
+                let (handle, _inbound, _events) = $krate::builder(addr)
+                    .config(fast_config().with_heartbeat(None))
+                    .spawn()
+                    .expect("config");
+                handle
+                    .send(b"first".to_vec(), Delivery::AtMostOnce)
+                    .await
+                    .expect("delivered");
+                wait_until(Duration::from_secs(10), "the line read", || {
+                    server.received() == ["first"]
+                });
+                let cpu0 = cpu_time();
+                sleep(SILENT).await;
+                let used = cpu_time().saturating_sub(cpu0);
+                eprintln!(
+                    "{}: CPU {used:?} over {SILENT:?} idle without heartbeat",
+                    stringify!($krate)
+                );
+                assert!(
+                    used <= SILENT_CPU_BUDGET,
+                    "an idle session used {used:?} of CPU in {SILENT:?}"
+                );
+                let stats = handle.stats();
+                assert_eq!(handle.state(), State::Connected);
+                assert_eq!((stats.connects, stats.pings), (1, 0), "{stats:?}");
+                handle.close(CloseMode::Immediate).await;
+            });
+        }
+    };
+}
 
 macro_rules! hygiene {
     ($name:ident, $krate:ident, $block_on:expr, $tasks:expr) => {
@@ -47,7 +94,7 @@ macro_rules! hygiene {
             let block_on = $block_on;
             block_on(async move {
                 // Warm up: runtimes create their reactor, threads and fds lazily.
-                let (warm, _, _) = $krate::builder(addr).codec(LineCodec::plain()).spawn().expect("config");
+                let (warm, _, _) = $krate::builder(addr).spawn().expect("config");
                 warm.send(b"warm".to_vec(), Delivery::AtMostOnce).await.expect("delivered");
                 warm.close(CloseMode::Immediate).await;
                 drop(warm);
@@ -62,7 +109,6 @@ macro_rules! hygiene {
                 }));
                 let (handle, _inbound, _events) = $krate::builder(addr)
                     .config(cfg)
-                    .codec(LineCodec::plain())
                     .spawn()
                     .expect("config");
                 handle.send(b"first".to_vec(), Delivery::AtMostOnce).await.expect("delivered");
@@ -142,6 +188,12 @@ mod tokio_adapter {
         }
     }
 
+    silent!(
+        idle_without_heartbeat_wakes_for_nothing,
+        redial_tokio,
+        |f| runtime()(Box::pin(f))
+    );
+
     hygiene!(
         reconnect_cycles_leak_nothing_and_idle_is_quiet,
         redial_tokio,
@@ -164,6 +216,10 @@ mod smol_adapter {
     async fn yield_now() {
         smol::future::yield_now().await
     }
+
+    silent!(idle_without_heartbeat_wakes_for_nothing, redial_smol, |f| {
+        smol::block_on(f)
+    });
 
     hygiene!(
         reconnect_cycles_leak_nothing_and_idle_is_quiet,

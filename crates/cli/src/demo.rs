@@ -69,7 +69,6 @@ fn config(p: &Pace) -> Config {
             timeout: p.d(1500),
             adaptive_floor: None,
         }))
-        .with_acks(AckMode::InOrder)
 }
 
 fn say(start: Instant, what: &str) {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use redial_core::proto::Shown;
 use redial_core::{Notification, Outcome};
 
 fn delay(next: Option<Duration>, verb: &str) -> String {
@@ -67,6 +68,24 @@ pub fn describe(n: &Notification, detail: Option<&str>) -> String {
                 "gave up    after {failures} failures over {:.1}s: {last_error}",
                 elapsed.as_secs_f64()
             )
+        }
+        Notification::PeerSaid { text, notice, .. } => format!(
+            "peer said  {}{}",
+            Shown(text),
+            if *notice { " (the connection goes on)" } else { "" }
+        ),
+        Notification::Subscribed { id, epoch } => {
+            format!("subscribed {id:?} on epoch {epoch}")
+        }
+        Notification::Unsubscribed { id, refused } => format!(
+            "unsubscribed {id:?}{}",
+            if *refused { " (refused by the peer)" } else { "" }
+        ),
+        Notification::ReadPaused { epoch } => format!(
+            "paused     reading epoch {epoch}: output is not being taken (the peer's silence is ours)"
+        ),
+        Notification::ReadResumed { epoch, paused_for } => {
+            format!("resumed    reading epoch {epoch} after {paused_for:?}")
         }
         other => format!("{other:?}"),
     }

@@ -24,15 +24,19 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Watch a session ride through refusals, a half-open partition, a server restart and a
     /// cut with requests in flight (local server and fault proxy, about 20 s).
     Demo(demo::DemoArgs),
-    /// A reconnecting, heartbeating line pipe: stdin lines to the server, its lines to stdout.
+    /// A reconnecting, heartbeating pipe: stdin lines to the server (plain lines, redis-cli
+    /// style commands, or NATS pub/sub/req), its replies and messages to stdout.
     ///
-    /// Exit codes: 0 all lines delivered, 1 runtime error, 2 bad arguments, 3 gave up
-    /// reconnecting, 4 some lines not delivered (reported on stderr).
+    /// Exit codes: 0 all lines delivered, 1 runtime error (or the --record file failed),
+    /// 2 bad arguments, 3 gave up reconnecting, 4 some lines not delivered (in doubt,
+    /// abandoned, rejected or unparsable: each reported on stderr), 5 stdout was closed.
     Pipe(pipe::PipeArgs),
     /// Replay a recorded session on a fresh core and print its decisions as a timeline.
     Replay(replay::ReplayArgs),

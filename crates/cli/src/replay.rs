@@ -31,14 +31,7 @@ fn action_line(a: &Action, all: bool) -> Option<String> {
             format!("dial       {addr} (epoch {epoch}, deadline {deadline})")
         }
         Action::Close { epoch, reason } => format!("close      epoch {epoch}: {reason}"),
-        Action::Transmit {
-            epoch,
-            pongs,
-            ping,
-            messages,
-        } if all => {
-            format!("transmit   epoch {epoch}: {messages} messages, ping {ping}, pongs {pongs}")
-        }
+        Action::Transmit { epoch } if all => format!("transmit   epoch {epoch}"),
         Action::Notify(n) => match n {
             Notification::StateChanged { .. } | Notification::Rtt { .. } if !all => return None,
             n => describe(n, None),
@@ -53,17 +46,29 @@ pub fn run(args: ReplayArgs) -> crate::CmdResult {
         File::open(&args.file).map_err(|e| format!("cannot open {}: {e}", args.file.display()))?;
     let replayed =
         trace::replay(BufReader::new(file)).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    println!("protocol: {}", replayed.protocol);
     for (t, action) in &replayed.actions {
         if let Some(text) = action_line(action, args.all) {
             println!("{t:>12}  {text}");
         }
     }
+    if let Some(why) = &replayed.truncated {
+        println!("the recording stopped early: {why}");
+    }
+    if let Some(m) = &replayed.read_mismatch {
+        return Err(format!(
+            "replay diverges at the read on line {}: recorded (kept, used, units) {:?}, replayed {:?}",
+            m.line, m.recorded, m.replayed
+        )
+        .into());
+    }
     match replayed.first_mismatch() {
         None => {
             println!(
-                "replay identical to the recording: {} actions, {} recorded",
+                "replay identical to the recording: {} actions, {} recorded, {} reads",
                 replayed.actions.len(),
-                replayed.recorded.len()
+                replayed.recorded.len(),
+                replayed.reads
             );
             Ok(())
         }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use redial_tests::servers::LineServer;
+use redial_tests::servers::{LineServer, RedisServer};
 use redial_tests::wait::wait_until;
 
 fn redial() -> Command {
@@ -78,5 +78,88 @@ fn recorded_session_replays_identically_and_tampering_is_caught() {
     let out = redial().arg("replay").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("replay diverges at action"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A Redis session with hostile values, recorded by `redial pipe --preset redis --record`:
+/// the bytes read are in the trace, so the replay decodes them as the session did.
+#[test]
+fn recorded_redis_session_replays_identically() {
+    let dir = std::env::temp_dir().join(format!("redial-replay-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("redis.jsonl");
+    let redis = RedisServer::start(&[]).expect("redis-server is installed");
+    let mut child = redial()
+        .args(["pipe", &redis.addr().to_string(), "--preset", "redis"])
+        .args(["--events", "quiet", "--interval", "50ms", "--record"])
+        .arg(&trace)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"SET a +PONG\nGET a\nRPUSH l \"x\\r\\ny\" $5\nLRANGE l 0 -1\nPING\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"+PONG\""));
+    let out = redial()
+        .arg("replay")
+        .arg(&trace)
+        .arg("--all")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("protocol: RESP2"), "{stdout}");
+    assert!(
+        stdout.contains("replay identical to the recording"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("transmit"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Hostile trace files are refused with a message, never a panic or a memory bomb.
+#[test]
+fn hostile_traces_are_refused_cleanly() {
+    let dir = std::env::temp_dir().join(format!("redial-replay-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let long = format!("{{\"k\":\"{}\"}}\n", "x".repeat(9 << 20));
+    for (name, body, says) in [
+        ("empty", String::new(), "empty trace"),
+        ("garbage", "not json at all\n".to_owned(), "line 1"),
+        (
+            "kind",
+            "{\"k\":\"detonate\"}\n".to_owned(),
+            "unknown kind \"detonate\"",
+        ),
+        (
+            "order",
+            "{\"k\":\"transmit\"}\n".to_owned(),
+            "the first line must be `start`",
+        ),
+        ("long", long, "longer than"),
+    ] {
+        let f = dir.join(name);
+        std::fs::write(&f, body).unwrap();
+        let out = redial().arg("replay").arg(&f).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+    }
+    let out = redial()
+        .arg("replay")
+        .arg(dir.join("missing"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -88,17 +88,6 @@ pub enum Overflow {
     EvictOldest,
 }
 
-/// Whether the protocol confirms messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AckMode {
-    /// A message is delivered once fully written to the socket. Default.
-    None,
-    /// The peer confirms messages in order (for example, one reply per request); a message is
-    /// delivered when confirmed, and written-but-unconfirmed messages are in doubt when the
-    /// connection dies.
-    InOrder,
-}
-
 /// Bounds of the outbound queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueLimits {
@@ -124,6 +113,33 @@ impl Default for QueueLimits {
     }
 }
 
+/// Bounds of what the session has handed to the user and the user has not taken yet
+/// ([`crate::Session::inbound_taken`]): past either, the session stops reading, so TCP pushes
+/// back on the peer instead of memory growing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InboundLimits {
+    /// Units (messages and replies) not yet taken. Default 1024.
+    pub max_messages: usize,
+    /// Their bytes. Default 8 MiB (one unit may go over it: it is never split).
+    pub max_bytes: usize,
+}
+
+impl Default for InboundLimits {
+    fn default() -> Self {
+        InboundLimits {
+            max_messages: 1024,
+            max_bytes: 8 << 20,
+        }
+    }
+}
+
+/// The shortest heartbeat interval or timeout accepted: below it a heartbeat is a busy loop.
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(1);
+/// The largest message count accepted for a queue bound.
+pub const MAX_QUEUE_MESSAGES: usize = 1 << 24;
+/// The largest byte count accepted for a queue bound (1 TiB): more is a typo, not a plan.
+pub const MAX_QUEUE_BYTES: usize = 1 << 40;
+
 /// Everything that shapes a session. Build with [`Config::default`] and the `with_*` methods,
 /// or set fields directly; [`Config::validate`] (called by `Session::new`) rejects nonsense.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,8 +164,12 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Outbound queue bounds.
     pub queue: QueueLimits,
-    /// Whether the protocol acknowledges messages.
-    pub acks: AckMode,
+    /// Inbound bounds (backpressure on the peer).
+    pub inbound: InboundLimits,
+    /// A message whose reply does not come within this time ends in doubt (its reply is
+    /// dropped if it comes later); the connection stays up. Default `None`: wait as long as
+    /// the connection lives (the heartbeat finds a dead peer).
+    pub request_timeout: Option<Duration>,
     /// How many times an idempotent written-but-unconfirmed message may be replayed on a later
     /// connection before it is reported in doubt (guards against a poison message). Default 3.
     pub max_replays: u8,
@@ -173,7 +193,8 @@ impl Default for Config {
             write_timeout: Some(Duration::from_secs(10)),
             close_timeout: Duration::from_secs(1),
             queue: QueueLimits::default(),
-            acks: AckMode::None,
+            inbound: InboundLimits::default(),
+            request_timeout: None,
             max_replays: 3,
             batch_bytes: 64 << 10,
             batch_messages: 256,
@@ -208,8 +229,14 @@ impl Config {
         with_close_timeout: close_timeout: Duration;
         /// Sets the queue bounds.
         with_queue: queue: QueueLimits;
-        /// Sets whether the protocol acknowledges messages.
-        with_acks: acks: AckMode;
+        /// Sets the inbound bounds.
+        with_inbound: inbound: InboundLimits;
+        /// Sets (or, with `None`, disables) the request timeout.
+        with_request_timeout: request_timeout: Option<Duration>;
+        /// Sets how many bytes one write takes at most.
+        with_batch_bytes: batch_bytes: usize;
+        /// Sets how many messages one write takes at most.
+        with_batch_messages: batch_messages: usize;
         /// Sets how often an idempotent message may be replayed.
         with_max_replays: max_replays: u8;
         /// Sets the jitter seed.
@@ -234,6 +261,10 @@ impl Config {
                 "read_idle_timeout",
             ),
             (self.write_timeout.unwrap_or(Duration::MAX), "write_timeout"),
+            (
+                self.request_timeout.unwrap_or(Duration::MAX),
+                "request_timeout",
+            ),
         ];
         for (d, name) in positive {
             if d.is_zero() {
@@ -246,6 +277,18 @@ impl Config {
             }
             if hb.timeout.is_zero() {
                 return Err(ConfigError::ZeroDuration("heartbeat.timeout"));
+            }
+            for (d, name) in [
+                (hb.interval, "heartbeat.interval"),
+                (hb.timeout, "heartbeat.timeout"),
+            ] {
+                if d < MIN_HEARTBEAT {
+                    return Err(ConfigError::BelowFloor {
+                        what: name,
+                        value: d,
+                        floor: MIN_HEARTBEAT,
+                    });
+                }
             }
             if let Some(floor) = hb.adaptive_floor {
                 if floor.is_zero() {
@@ -267,6 +310,29 @@ impl Config {
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroQueueBound(name));
+            }
+        }
+        let i = &self.inbound;
+        for (v, name) in [
+            (i.max_messages, "inbound.max_messages"),
+            (i.max_bytes, "inbound.max_bytes"),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::ZeroQueueBound(name));
+            }
+        }
+        for (v, max, name) in [
+            (q.max_messages, MAX_QUEUE_MESSAGES, "max_messages"),
+            (q.max_bytes, MAX_QUEUE_BYTES, "max_bytes"),
+            (i.max_messages, MAX_QUEUE_MESSAGES, "inbound.max_messages"),
+            (i.max_bytes, MAX_QUEUE_BYTES, "inbound.max_bytes"),
+        ] {
+            if v > max {
+                return Err(ConfigError::AboveCeiling {
+                    what: name,
+                    value: v as u64,
+                    max: max as u64,
+                });
             }
         }
         if q.max_message > q.max_bytes {

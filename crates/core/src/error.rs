@@ -39,6 +39,10 @@ pub enum NetError {
     /// A local address or port was unavailable (e.g. ephemeral ports exhausted).
     #[error("local address unavailable")]
     AddrUnavailable,
+    /// The peer broke the protocol (a malformed frame, a reply to nothing); retried, since a
+    /// restarted or different server may behave.
+    #[error("peer broke the protocol")]
+    Protocol,
     /// Another error of the network class; retried.
     #[error("network error")]
     Other,
@@ -64,6 +68,41 @@ impl NetError {
     }
 }
 
+#[cfg(feature = "std")]
+impl NetError {
+    /// Classifies an I/O error: network-class errors are retried; invalid input, permission
+    /// and "unsupported" errors end the session.
+    pub fn from_io(e: &std::io::Error) -> NetError {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::ConnectionRefused => NetError::Refused,
+            ErrorKind::TimedOut => NetError::TimedOut,
+            ErrorKind::ConnectionReset | ErrorKind::NotConnected | ErrorKind::UnexpectedEof => {
+                NetError::Reset
+            }
+            ErrorKind::ConnectionAborted => NetError::Aborted,
+            ErrorKind::BrokenPipe | ErrorKind::WriteZero => NetError::BrokenPipe,
+            ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::NetworkDown => {
+                NetError::Unreachable
+            }
+            ErrorKind::AddrNotAvailable | ErrorKind::AddrInUse => NetError::AddrUnavailable,
+            ErrorKind::InvalidInput => NetError::InvalidAddress,
+            ErrorKind::PermissionDenied => NetError::PermissionDenied,
+            ErrorKind::Unsupported => NetError::Unsupported,
+            _ => NetError::Other,
+        }
+    }
+
+    /// Classifies a resolution (DNS or discovery) error: `InvalidInput` (a malformed name) is
+    /// permanent, anything else is a retryable resolution failure.
+    pub fn from_resolve_io(e: &std::io::Error) -> NetError {
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput => NetError::InvalidAddress,
+            _ => NetError::ResolveFailed,
+        }
+    }
+}
+
 /// Inbound or outbound bytes that break the framing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
@@ -82,13 +121,32 @@ pub enum FrameError {
         /// What was wrong.
         reason: &'static str,
     },
-    /// The peer acknowledged more messages than were written to it.
-    #[error("peer acknowledged {acked} messages but only {in_flight} were in flight")]
-    UnexpectedAck {
-        /// Acknowledgements received.
-        acked: usize,
-        /// Messages that could have been acknowledged.
-        in_flight: usize,
+    /// The peer sent an in-order reply while nothing awaited one: it answered more than was
+    /// asked.
+    #[error("peer sent a reply but no request was waiting for one")]
+    UnexpectedReply,
+    /// The peer answered a key that nothing outstanding carries (an MQTT acknowledgement of a
+    /// packet id never used).
+    #[error("peer answered key {key}, which nothing outstanding carries")]
+    UnknownKey {
+        /// The key.
+        key: u64,
+    },
+    /// Aggregates nested deeper than allowed.
+    #[error("frame nested deeper than {max} levels")]
+    TooDeep {
+        /// The bound.
+        max: usize,
+    },
+    /// A declared element count beyond its bound.
+    #[error("frame declares {count} {what}, more than the maximum of {max}")]
+    TooMany {
+        /// What is counted.
+        what: &'static str,
+        /// As declared (or counted).
+        count: u64,
+        /// The bound.
+        max: u64,
     },
 }
 
@@ -108,8 +166,9 @@ pub enum DisconnectReason {
         /// Time since the last byte read.
         silent_for: Duration,
     },
-    /// A write did not complete within the write deadline.
-    #[error("write did not complete within {0:?}")]
+    /// A write did not complete within the write deadline: the peer is not reading (its
+    /// receive window is full), which is not the same as a silent peer.
+    #[error("peer not reading: a write did not complete within {0:?}")]
     WriteTimeout(Duration),
     /// The peer closed its side.
     #[error("peer closed the connection")]
@@ -135,6 +194,13 @@ pub enum DisconnectReason {
     /// An event arrived for a connection that is no longer current.
     #[error("stale connection")]
     Stale,
+    /// The peer closed the conversation in its protocol (a WebSocket Close, an MQTT
+    /// `DISCONNECT`, a NATS `-ERR` that ends the connection), with its code (0: none).
+    #[error("peer closed the conversation (code {code})")]
+    PeerClosed {
+        /// The protocol's code.
+        code: u16,
+    },
 }
 
 /// Why a message was refused at enqueue.
@@ -230,6 +296,29 @@ pub enum ConfigError {
     /// A batch bound is zero.
     #[error("batch bound {0} must be greater than zero")]
     ZeroBatchBound(&'static str),
+    /// A duration below the floor where it still makes sense.
+    #[error("{what} of {value:?} is below the minimum of {floor:?}")]
+    BelowFloor {
+        /// Which setting.
+        what: &'static str,
+        /// As configured.
+        value: Duration,
+        /// The floor.
+        floor: Duration,
+    },
+    /// A bound beyond any machine's memory.
+    #[error("{what} of {value} is above the maximum of {max}")]
+    AboveCeiling {
+        /// Which setting.
+        what: &'static str,
+        /// As configured.
+        value: u64,
+        /// The ceiling.
+        max: u64,
+    },
+    /// A protocol setting is invalid (a heartbeat line with a line break, an empty ping).
+    #[error("invalid protocol setting: {0}")]
+    Protocol(&'static str),
     /// No address was given to a static target.
     #[error("the address list is empty")]
     NoAddresses,

@@ -21,12 +21,7 @@ pub struct RttEstimator {
 impl RttEstimator {
     /// Adds one sample.
     pub fn sample(&mut self, rtt: Duration) {
-        self.sample_nanos(duration_nanos(rtt));
-    }
-
-    /// [`RttEstimator::sample`] in nanoseconds.
-    #[inline]
-    pub(crate) fn sample_nanos(&mut self, rtt: u64) {
+        let rtt = duration_nanos(rtt);
         self.latest = rtt;
         if self.sampled {
             // In u128: `7 × srtt` may not fit a u64; the results never exceed their inputs.
@@ -46,12 +41,6 @@ impl RttEstimator {
         self.sampled.then(|| Duration::from_nanos(self.smoothed))
     }
 
-    /// The smoothed RTT in nanoseconds (zero before the first sample).
-    #[inline]
-    pub(crate) fn smoothed_nanos(&self) -> u64 {
-        self.smoothed
-    }
-
     /// The RTT variation (zero before the first sample).
     pub fn variance(&self) -> Duration {
         Duration::from_nanos(self.variance)
@@ -67,19 +56,13 @@ impl RttEstimator {
     pub fn timeout(&self, hb: &Heartbeat) -> Duration {
         match hb.adaptive_floor {
             Some(floor) if self.sampled => Duration::from_nanos(
-                self.timeout_nanos(duration_nanos(floor), duration_nanos(hb.timeout)),
+                self.smoothed
+                    .saturating_add(self.variance.saturating_mul(4))
+                    .max(duration_nanos(floor))
+                    .min(duration_nanos(hb.timeout)),
             ),
             _ => hb.timeout,
         }
-    }
-
-    /// The adaptive timeout of [`RttEstimator::timeout`] in nanoseconds, once sampled.
-    #[inline]
-    pub(crate) fn timeout_nanos(&self, floor: u64, timeout: u64) -> u64 {
-        self.smoothed
-            .saturating_add(self.variance.saturating_mul(4))
-            .max(floor)
-            .min(timeout)
     }
 }
 

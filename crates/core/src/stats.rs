@@ -15,18 +15,32 @@ pub struct Stats {
     pub connects: u64,
     /// Connections established after the first one.
     pub reconnects: u64,
-    /// Events that arrived tagged with an epoch that is no longer current, and were ignored.
-    pub stale_events: u64,
+    /// Inputs (and reads) tagged with an epoch that is no longer current, ignored.
+    pub stale_inputs: u64,
     /// Connections declared dead by the heartbeat or read-idle deadline.
     pub liveness_timeouts: u64,
     /// Connections killed by the write deadline.
     pub write_timeouts: u64,
     /// PINGs sent.
     pub pings: u64,
-    /// PONGs received for our PINGs.
+    /// Answers to our PINGs.
     pub pongs: u64,
-    /// Bytes reported read.
+    /// Bytes read.
     pub bytes_read: u64,
+    /// Bytes handed to writes.
+    pub bytes_written: u64,
+    /// Replies attributed to messages.
+    pub replies: u64,
+    /// Inbound messages handed to the user (for a subscription or the inbound stream).
+    pub messages_received: u64,
+    /// Inbound messages dropped because nothing wanted them (an ended subscription).
+    pub messages_dropped: u64,
+    /// Replies that came after their message had timed out, dropped.
+    pub late_replies: u64,
+    /// Messages whose reply did not come within the request timeout.
+    pub request_timeouts: u64,
+    /// Times reading was paused because the user had not taken what was received.
+    pub read_pauses: u64,
     /// Messages delivered (here and below, a [`crate::Batch`] counts as one message).
     pub delivered: u64,
     /// Messages in doubt.

@@ -1,52 +1,49 @@
 //! Building and spawning a session.
 
 use std::fmt;
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use redial_core::{AckMode, Codec, Config, ConfigError, LineCodec, Session};
+use redial_core::{AckMode, Codec, Config, ConfigError, Framed, LineCodec, Protocol, Session};
 
-use crate::driver::{Driver, Parts, Task};
-use crate::handle::{Events, Handle, Inbound, Publisher, Shared};
-use crate::runtime::Runtime;
+use crate::commands::Commands;
+use crate::connect::Connector;
+use crate::dial::Dialer;
+use crate::handle::{Events, Handle, Inbound};
+use crate::notify::Notify;
+use crate::runtime::{Runtime, Spawn, SpawnLocal};
+use crate::shared::{Inbox, Outbox, Shared};
 use crate::socket::SocketOptions;
-use crate::tap::Tap;
+use crate::tap::Tapped;
 use crate::target::Target;
-
-/// Creates the TCP socket for a dial instead of [`Runtime::connect`]: for example on a
-/// thread inside another network namespace. The driver applies the socket options to the
-/// returned stream and registers it with the runtime.
-pub type Connector =
-    Arc<dyn Fn(SocketAddr) -> BoxFuture<'static, io::Result<std::net::TcpStream>> + Send + Sync>;
+use crate::task::{Run, SessionTask};
 
 /// The default of [`Builder::drop_drain`].
-pub(crate) const DEFAULT_DROP_DRAIN: Duration = Duration::from_secs(1);
+pub const DEFAULT_DROP_DRAIN: Duration = Duration::from_secs(1);
 
 /// The default of [`Builder::event_capacity`].
-pub(crate) const DEFAULT_EVENT_CAPACITY: usize = 1024;
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
-/// Configures a session. Nothing is spawned and nothing connects until [`Builder::spawn`]
-/// (or [`Builder::build`]).
-pub struct Builder<R: Runtime> {
+/// What the user's side of a session is: a handle, the inbound stream, the event stream.
+pub type Ends = (Handle, Inbound, Events);
+
+/// Configures a session: runtime `R`, connector `C`, protocol `P`. Nothing is spawned and
+/// nothing connects until [`Builder::spawn`], [`Builder::spawn_local`] or
+/// [`Builder::build`].
+pub struct Builder<R: Runtime, C: Connector, P: Protocol = Framed<LineCodec>> {
     runtime: R,
+    connector: C,
     target: Target,
-    config: Config,
-    acks: Option<AckMode>,
-    codec: Box<dyn Codec + Send>,
+    config: Arc<Config>,
+    protocol: P,
     socket: SocketOptions,
-    connector: Option<Connector>,
     drop_drain: Duration,
     event_capacity: usize,
-    tap: Option<Box<dyn Tap>>,
+    #[cfg(feature = "record")]
+    record: Option<crate::trace::Pending<P>>,
 }
 
-impl<R: Runtime> fmt::Debug for Builder<R> {
+impl<R: Runtime, C: Connector, P: Protocol> fmt::Debug for Builder<R, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("target", &self.target)
@@ -56,60 +53,81 @@ impl<R: Runtime> fmt::Debug for Builder<R> {
     }
 }
 
-impl<R: Runtime> Builder<R> {
-    /// A session on `runtime` connecting to `target` (`"host:port"`, a `SocketAddr`, a
-    /// `Vec<SocketAddr>`, or [`Target::discover`]), with the default config, a plain
-    /// [`LineCodec`] and default socket options.
-    pub fn new(runtime: R, target: impl Into<Target>) -> Self {
+impl<R: Runtime, C: Connector> Builder<R, C> {
+    /// A session on `runtime`, dialing through `connector`, to `target` (`"host:port"`, a
+    /// `SocketAddr`, `"unix:/path"`, endpoints, or [`Target::discover`]), with the default
+    /// config, a plain [`LineCodec`] and default socket options.
+    pub fn new(runtime: R, connector: C, target: impl Into<Target>) -> Self {
         Builder {
             runtime,
+            connector,
             target: target.into(),
-            config: Config::default(),
-            acks: None,
-            codec: Box::new(LineCodec::plain()),
+            config: Arc::new(Config::default()),
+            protocol: Framed::new(LineCodec::plain()),
             socket: SocketOptions::default(),
-            connector: None,
             drop_drain: DEFAULT_DROP_DRAIN,
             event_capacity: DEFAULT_EVENT_CAPACITY,
-            tap: None,
+            #[cfg(feature = "record")]
+            record: None,
+        }
+    }
+}
+
+impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
+    /// Sets the core configuration (backoff, give-up, heartbeat, queue and inbound bounds,
+    /// timeouts, seed). Pass an `Arc<Config>` to share one copy between many sessions.
+    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Self {
+        self.config = config.into();
+        self
+    }
+
+    /// Sets the protocol: `Resp::new()`, `Nats::new()`, `Framed::new(codec)`, or your own.
+    pub fn protocol<Q: Protocol>(self, protocol: Q) -> Builder<R, C, Q> {
+        Builder {
+            runtime: self.runtime,
+            connector: self.connector,
+            target: self.target,
+            config: self.config,
+            protocol,
+            socket: self.socket,
+            drop_drain: self.drop_drain,
+            event_capacity: self.event_capacity,
+            // The recording was set up for the old protocol's type: it cannot describe this
+            // one. `record` must come after `protocol` (documented there).
+            #[cfg(feature = "record")]
+            record: crate::trace::Pending::dropped(self.record),
         }
     }
 
-    /// Sets the core configuration (backoff, give-up, heartbeat, queue, timeouts, seed).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
+    /// Sets a framing-only codec as the protocol ([`Framed`]; see [`Builder::acks`]).
+    pub fn codec<X: Codec>(self, codec: X) -> Builder<R, C, Framed<X>> {
+        self.protocol(Framed::new(codec))
     }
 
-    /// Sets the framing. Default: [`LineCodec::plain`].
-    pub fn codec(mut self, codec: impl Codec + Send + 'static) -> Self {
-        self.codec = Box::new(codec);
-        self
+    /// Sets the connector (TLS, a Unix-aware dialer, your own).
+    pub fn connector<D: Connector>(self, connector: D) -> Builder<R, D, P> {
+        Builder {
+            runtime: self.runtime,
+            connector,
+            target: self.target,
+            config: self.config,
+            protocol: self.protocol,
+            socket: self.socket,
+            drop_drain: self.drop_drain,
+            event_capacity: self.event_capacity,
+            #[cfg(feature = "record")]
+            record: self.record,
+        }
     }
 
-    /// Sets how messages are confirmed, overriding the config's `acks`. With
-    /// [`AckMode::InOrder`] every inbound data frame confirms the oldest written message
-    /// (one reply per request).
-    pub fn acks(mut self, acks: AckMode) -> Self {
-        self.acks = Some(acks);
-        self
+    /// The connector, to adjust it in place.
+    pub fn connector_mut(&mut self) -> &mut C {
+        &mut self.connector
     }
 
     /// Sets the socket options (nodelay, keepalive, `TCP_USER_TIMEOUT`).
     pub fn socket_options(mut self, options: SocketOptions) -> Self {
         self.socket = options;
-        self
-    }
-
-    /// Creates sockets with `connector` instead of the runtime's `connect`.
-    pub fn connector(
-        mut self,
-        connector: impl Fn(SocketAddr) -> BoxFuture<'static, io::Result<std::net::TcpStream>>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.connector = Some(Arc::new(connector));
         self
     }
 
@@ -120,121 +138,131 @@ impl<R: Runtime> Builder<R> {
         self
     }
 
-    /// How many undelivered [`crate::SessionEvent`]s the [`Events`] stream keeps (at least
-    /// 1; default 1024). A reader that falls further behind loses
-    /// the oldest ones, and the next event it reads counts them in
-    /// [`crate::SessionEvent::missed`].
+    /// How many undelivered [`crate::SessionEvent`]s the [`Events`] stream keeps (at least 1;
+    /// default 1024). A reader that falls further behind loses the oldest ones, and the next
+    /// event it reads counts them in [`crate::SessionEvent::missed`].
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self
     }
 
-    /// Records every input of the core as JSON lines to `out` (see [`crate::trace`]),
-    /// flushed at the end of every round. Off unless called; needs the `record` feature.
-    #[cfg(feature = "record")]
-    pub fn record(mut self, out: impl std::io::Write + Send + 'static) -> Self {
-        // Buffered, and flushed once per round: one write per wakeup, not per line.
-        let out = std::io::BufWriter::new(out);
-        self.tap = Some(Box::new(crate::trace::Recorder::new(Box::new(out))));
-        self
-    }
-
-    /// Validates the configuration and builds the session without spawning it: the
-    /// returned [`SessionTask`] must be polled (spawned, or awaited on a thread of your
-    /// choice) for anything to happen.
-    pub fn build(self) -> Result<(Handle, Inbound, Events, SessionTask), ConfigError> {
-        let (h, i, e, driver) = self.assemble()?;
-        Ok((h, i, e, SessionTask(Box::pin(Task::new(driver)))))
-    }
-
-    /// The user's ends and the session's driver, not yet spawned.
-    fn assemble(mut self) -> Result<(Handle, Inbound, Events, Driver<R>), ConfigError> {
-        if let Target::Addrs(a) = &self.target {
-            if a.is_empty() {
+    /// Validates the configuration and builds the session without spawning it: the returned
+    /// task must be polled (spawned, locally or not, or awaited) for anything to happen.
+    #[allow(clippy::type_complexity)] // The ends and the task, as `spawn` hands them out.
+    pub fn build(self) -> Result<(Handle, Inbound, Events, SessionTask<R, C, P>), ConfigError> {
+        if let Target::Endpoints(e) = &self.target {
+            if e.is_empty() {
                 return Err(ConfigError::NoAddresses);
             }
         }
-        if let Some(acks) = self.acks {
-            self.config.acks = acks;
-        }
         let origin = self.runtime.now();
-        let session = Session::new(share(&self.config), redial_core::Instant::ZERO)?;
-        if let Some(tap) = &mut self.tap {
-            tap.start(&self.config);
+        #[allow(unused_mut)] // Mutated only when recording.
+        let mut session = Tapped::new(Session::new(
+            self.config,
+            self.protocol,
+            redial_core::Instant::ZERO,
+        )?);
+        #[cfg(feature = "record")]
+        if let Some(pending) = self.record {
+            session.record(pending.into_recorder(session.protocol()));
         }
-        let shared = Shared::new(self.event_capacity);
-        let driver = Driver::new(Parts {
+        let shared = Arc::new(Shared::new(self.event_capacity));
+        let run = Run {
             rt: self.runtime,
             origin,
             session,
-            target: self.target,
-            codec: self.codec,
-            socket: self.socket,
-            connector: self.connector,
+            shared: Arc::clone(&shared),
+            dialer: Dialer::new(self.target, self.connector, self.socket),
+            conn: None,
+            commands: Commands::default(),
+            notify: Notify::default(),
+            outbox: Outbox::default(),
+            inbox: Inbox::default(),
             drop_drain: self.drop_drain,
-            shared: Publisher(Arc::clone(&shared)),
-            tap: self.tap,
-        });
-        let streams = (
+            handles_gone: false,
+            published: None,
+            done: false,
+        };
+        let ends = (
+            Handle {
+                shared: Arc::clone(&shared),
+            },
             Inbound {
                 shared: Arc::clone(&shared),
             },
-            Events {
-                shared: Arc::clone(&shared),
-            },
+            Events { shared },
         );
-        let handle = Handle { shared };
-        Ok((handle, streams.0, streams.1, driver))
+        Ok((ends.0, ends.1, ends.2, SessionTask::new(run)))
     }
 
-    /// Validates the configuration and spawns the session task on the runtime. A bad
+    /// Validates the configuration and spawns the session's task on the runtime. A bad
     /// configuration is an error here, before anything runs.
-    pub fn spawn(self) -> Result<(Handle, Inbound, Events), ConfigError> {
+    pub fn spawn(self) -> Result<Ends, ConfigError>
+    where
+        R: Spawn,
+        P: 'static,
+        SessionTask<R, C, P>: Send,
+    {
         let rt = self.runtime.clone();
-        let (h, i, e, driver) = self.assemble()?;
-        // The driver and its timer are the task's future: stored inline in the runtime's
-        // task, not behind a `SessionTask` box.
-        rt.spawn(Task::new(driver));
+        let (h, i, e, task) = self.build()?;
+        rt.spawn(task);
+        Ok((h, i, e))
+    }
+
+    /// Like [`Builder::spawn`], on a runtime that runs tasks on the current thread: nothing
+    /// needs to be `Send`.
+    pub fn spawn_local(self) -> Result<Ends, ConfigError>
+    where
+        R: SpawnLocal,
+        P: 'static,
+    {
+        let rt = self.runtime.clone();
+        let (h, i, e, task) = self.build()?;
+        rt.spawn_local(task);
         Ok((h, i, e))
     }
 }
 
-/// The configuration as an `Arc`, shared with the previous session when equal: many
-/// sessions built from one configuration keep one copy of it (a `Config` is immutable once
-/// a session holds it).
-fn share(config: &Config) -> Arc<Config> {
-    static LAST: Mutex<Option<Weak<Config>>> = Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(c) = last.as_ref().and_then(Weak::upgrade) {
-        if *c == *config {
-            return c;
-        }
+#[cfg(feature = "record")]
+impl<R: Runtime, C: Connector, P: crate::trace::Recordable> Builder<R, C, P> {
+    /// Records every call the session makes into its core, as JSON lines on `out` (the bytes
+    /// read, the messages enqueued, the protocol and its non-secret settings, every action),
+    /// so [`crate::trace::replay`] can run a fresh core on them offline and prove it takes
+    /// the very same decisions. Written through as the session runs and flushed at the end of
+    /// every round; at most [`crate::trace::DEFAULT_MAX_BYTES`] (see
+    /// [`Builder::record_limited`]). The protocol's credentials are never written (the
+    /// messages you send are, in full). Call it after
+    /// [`Builder::protocol`]: setting another protocol afterwards drops the recording.
+    pub fn record(self, out: impl std::io::Write + Send + 'static) -> Self {
+        self.record_limited(out, crate::trace::DEFAULT_MAX_BYTES)
     }
-    let c = Arc::new(config.clone());
-    *last = Some(Arc::downgrade(&c));
-    c
+
+    /// Like [`Builder::record`], writing at most `max_bytes` (capped at
+    /// [`crate::trace::MAX_TRACE_BYTES`]): when the next line would pass it, a `truncated`
+    /// line ends the trace, and a replay stops there.
+    pub fn record_limited(
+        mut self,
+        out: impl std::io::Write + Send + 'static,
+        max_bytes: u64,
+    ) -> Self {
+        self.record = Some(crate::trace::Pending::new(Box::new(out), max_bytes));
+        self
+    }
 }
 
-/// The size of a session's task future on runtime `R` (the driver and its timer, stored
-/// inline in the runtime's task): for memory reports. Not a stable API.
+impl<R: Runtime, C: Connector, X: Codec> Builder<R, C, Framed<X>> {
+    /// Sets whether the peer confirms messages (framed codecs only; a protocol with a grammar
+    /// knows on its own): with [`AckMode::InOrder`] every inbound data frame confirms the
+    /// oldest written message (one reply per request).
+    pub fn acks(mut self, acks: AckMode) -> Self {
+        self.protocol = self.protocol.with_acks(acks);
+        self
+    }
+}
+
+/// The size of a session's task on runtime `R` with connector `C` and protocol `P`: for
+/// memory reports. Not a stable API.
 #[doc(hidden)]
-pub fn session_task_size<R: Runtime>() -> usize {
-    std::mem::size_of::<Task<R>>()
-}
-
-/// The session's task: the whole run loop as one future. Spawn it or await it.
-#[must_use = "the session does nothing unless its task is polled"]
-pub struct SessionTask(Pin<Box<dyn Future<Output = ()> + Send>>);
-
-impl fmt::Debug for SessionTask {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionTask")
-    }
-}
-
-impl Future for SessionTask {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
-    }
+pub fn session_task_size<R: Runtime, C: Connector, P: Protocol>() -> usize {
+    std::mem::size_of::<SessionTask<R, C, P>>()
 }

@@ -1,38 +1,19 @@
 //! `io::Error` → the core's [`NetError`] classes.
 
-use std::io::{self, ErrorKind};
+use std::io;
+#[cfg(test)]
+use std::io::ErrorKind;
 
 use redial_core::NetError;
 
-/// Classifies an I/O error for the core: network-class errors are retried, invalid input,
-/// permission and "unsupported" errors end the session.
+/// Classifies an I/O error for the core (see [`NetError::from_io`]).
 pub fn classify(e: &io::Error) -> NetError {
-    match e.kind() {
-        ErrorKind::ConnectionRefused => NetError::Refused,
-        ErrorKind::TimedOut => NetError::TimedOut,
-        ErrorKind::ConnectionReset | ErrorKind::NotConnected | ErrorKind::UnexpectedEof => {
-            NetError::Reset
-        }
-        ErrorKind::ConnectionAborted => NetError::Aborted,
-        ErrorKind::BrokenPipe | ErrorKind::WriteZero => NetError::BrokenPipe,
-        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::NetworkDown => {
-            NetError::Unreachable
-        }
-        ErrorKind::AddrNotAvailable | ErrorKind::AddrInUse => NetError::AddrUnavailable,
-        ErrorKind::InvalidInput => NetError::InvalidAddress,
-        ErrorKind::PermissionDenied => NetError::PermissionDenied,
-        ErrorKind::Unsupported => NetError::Unsupported,
-        _ => NetError::Other,
-    }
+    NetError::from_io(e)
 }
 
-/// Classifies a resolution (DNS or discovery) error: `InvalidInput` (a malformed name) is
-/// permanent, anything else is a retryable resolution failure.
+/// Classifies a resolution error (see [`NetError::from_resolve_io`]).
 pub fn classify_resolve(e: &io::Error) -> NetError {
-    match e.kind() {
-        ErrorKind::InvalidInput => NetError::InvalidAddress,
-        _ => NetError::ResolveFailed,
-    }
+    NetError::from_resolve_io(e)
 }
 
 #[cfg(test)]

@@ -1,42 +1,52 @@
 //! # redial-driver
 //!
-//! The runtime-neutral async driver of [`redial_core`]: the run loop, written once, that
-//! every adapter (`redial-tokio`, `redial-smol`, yours) shares. An adapter only implements
-//! [`Runtime`] — a clock, one timer, TCP connect, DNS and spawn — and re-exports this API.
+//! The runtime-neutral async driver of [`redial_core`]: the run loop, written once, that every
+//! adapter (`redial-tokio`, `redial-smol`, `redial-monoio`, yours) shares. An adapter
+//! implements [`Runtime`] (a clock, one timer, DNS), [`Spawn`] or [`SpawnLocal`], and a
+//! [`Connector`] (TCP on its reactor), and re-exports this API.
 //!
-//! One task per session owns the core, the sockets and every write. Each turn it polls the
-//! core until [`Action::Wait`](redial_core::Action::Wait), performs the actions, then waits
-//! for exactly one of: the one timer, the resolution or dial in flight, the read half, the
-//! write in flight, or a user command — and feeds the result back tagged with its socket's
-//! [`Epoch`](redial_core::Epoch).
+//! One task per session owns the core, the socket and every write. Each turn it exchanges
+//! with the user's side once (commands in; receipts, data and events out), drains the core
+//! until [`Action::Wait`](redial_core::Action::Wait), performs the actions, then waits for
+//! whatever comes first: the one timer, the resolution or dial in flight, the socket, or the
+//! user. The core decides what every byte read means; the driver only moves bytes.
 //!
-//! | piece | where |
+//! | room | what |
 //! |---|---|
-//! | the runtime calls an adapter implements | [`Runtime`] |
-//! | target, DNS, discovery | [`Target`], [`Discover`] |
-//! | socket options (nodelay, keepalive, `TCP_USER_TIMEOUT`) | [`SocketOptions`] |
-//! | building and spawning | [`Builder`] |
-//! | what the user holds | [`Handle`], [`Receipt`], [`Inbound`], [`Events`] |
-//! | `io::Error` → [`NetError`] | [`classify`] |
-//! | record and replay (feature `record`) | `trace` |
+//! | `task.rs` | the loop |
+//! | `timer.rs` | the one timer and when to re-arm it |
+//! | `io.rs` | the connection: reads (an idle session owns no buffer), the write in progress |
+//! | `dial.rs` | resolution and dialing, per attempt |
+//! | `commands.rs` | user commands into the core; the receipts and streams they are owed |
+//! | `notify.rs` | notifications into receipts, events and `tracing` |
+//! | `shared.rs` | the one mutex between the task and the user's ends |
+//! | `handle.rs` | what the user holds: [`Handle`], [`Receipt`], [`Subscription`], [`Inbound`], [`Events`] |
+//! | `builder.rs` | [`Builder`] |
+//! | `runtime.rs`, `connect.rs`, `target.rs`, `socket.rs` | what an adapter implements, and what a session connects to |
 //!
 //! ## Using it
 //!
-//! Users normally go through an adapter, which fixes the runtime:
-//! `redial_tokio::builder("127.0.0.1:6379")` is `Builder::new(redial_tokio::Tokio, ..)`.
-//! Code generic over the runtime takes `R: Runtime` and calls [`Builder::new`].
+//! Users normally go through an adapter, which fixes the runtime and the connector:
+//! `redial_tokio::builder("127.0.0.1:6379")` is `Builder::new(Tokio, TcpConnector, ..)`.
 //!
 //! ```no_run
 //! use futures::StreamExt;
-//! use redial_driver::{Builder, Delivery, Runtime};
+//! use redial_driver::{Builder, Connector, Delivery, Spawn};
+//! use redial_driver::core::proto::resp::{cmd, Resp};
 //!
-//! async fn hello<R: Runtime>(rt: R) {
-//!     let (handle, mut inbound, _events) = Builder::new(rt, "127.0.0.1:6379")
+//! async fn hello<R: Spawn + Send, C: Connector + Send>(rt: R, connector: C)
+//! where
+//!     C::Future: Send,
+//!     C::Stream: Send,
+//!     R::Sleep: Send,
+//!     R::Resolve: Send,
+//! {
+//!     let (handle, _inbound, _events) = Builder::new(rt, connector, "127.0.0.1:6379")
+//!         .protocol(Resp::new())
 //!         .spawn()
 //!         .expect("valid config");
-//!     let receipt = handle.send(b"PING hello".to_vec(), Delivery::AtMostOnce);
-//!     receipt.await.expect("delivered");
-//!     println!("{:?}", inbound.next().await);
+//!     let reply = handle.request(cmd(["INCR", "visits"]), Delivery::AtMostOnce).await;
+//!     println!("{:?}", reply.map(|r| r.body));
 //! }
 //! ```
 
@@ -44,31 +54,47 @@
 #![forbid(unsafe_code)]
 
 mod builder;
-mod driver;
+mod commands;
+mod connect;
+mod dial;
 mod error;
 mod handle;
-mod mailbox;
+mod io;
+mod notify;
 mod runtime;
+mod shared;
 mod socket;
 mod tap;
 mod target;
+mod task;
+mod timer;
 #[cfg(feature = "record")]
 pub mod trace;
 
 #[doc(hidden)]
 pub use builder::session_task_size;
-pub use builder::{Builder, Connector, SessionTask};
+pub use builder::{Builder, Ends, DEFAULT_DROP_DRAIN, DEFAULT_EVENT_CAPACITY};
+pub use connect::{
+    finish_connect, new_socket, start_connect, ConnectError, Connector, Dial, SocketFactory,
+};
 pub use error::{classify, classify_resolve};
-pub use handle::{Events, Handle, Inbound, Receipt, SessionEvent, Undelivered};
-pub use runtime::Runtime;
+pub use handle::{
+    Delivered, Events, Handle, Inbound, Message, Receipt, Reply, SessionEvent, Subscription,
+    Undelivered,
+};
+pub use runtime::{Runtime, Spawn, SpawnLocal};
 pub use socket::{Keepalive, SocketOptions};
-pub use target::{Discover, Target};
+pub use target::{Discover, Endpoint, EndpointAddr, Target};
+pub use task::SessionTask;
 
 pub use futures::future::BoxFuture;
 /// The sans-IO core, for what is not re-exported.
 pub use redial_core as core;
 pub use redial_core::{
     AbandonReason, AckMode, Backoff, Batch, CloseMode, Codec, Config, ConfigError, Delivery,
-    DisconnectReason, Frame, FrameError, GiveUp, GiveUpWhen, Heartbeat, Jitter, LengthCodec,
-    LineCodec, NetError, Notification, Outcome, Overflow, QueueLimits, RejectReason, State, Stats,
+    DisconnectReason, Frame, FrameError, Framed, GiveUp, GiveUpWhen, Heartbeat, InboundLimits,
+    Jitter, LengthCodec, LineCodec, NetError, Notification, Outcome, Overflow, Protocol,
+    QueueLimits, RejectReason, State, Stats,
 };
+/// socket2, for socket options on streams an adapter or a connector makes.
+pub use socket2;

@@ -1,26 +1,26 @@
-//! The few runtime calls the driver needs: a clock, one timer, TCP connect, DNS, spawn.
+//! What the driver needs from an executor: a clock, one timer, name resolution, and a way to
+//! run the session's task.
+//!
+//! `Send` is required only where the runtime needs it: [`Spawn`] runs `Send` tasks (tokio's
+//! multi-threaded scheduler, smol), [`SpawnLocal`] runs tasks on the current thread
+//! (thread-per-core runtimes such as monoio, tokio's `LocalSet`). A session task is `Send`
+//! exactly when its timer, connector and protocol are.
+//!
+//! Wakers may fire from other threads (a handle on another thread sends a message): a local
+//! runtime's waker must be thread-safe, as `std::task::Waker` requires.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
 
-use futures::io::{AsyncRead, AsyncWrite};
-
-use crate::socket::SocketOptions;
-
-/// An async runtime as the driver sees it. Implement this (about a hundred lines) to run
+/// A clock, a timer and a resolver. Implement this (and [`Spawn`] or [`SpawnLocal`]) to run
 /// redial on a new executor; see `docs/PORTING.md`.
-///
-/// Every returned future is `'static`: implementations clone what they need into an
-/// `async move` block.
-pub trait Runtime: Clone + Send + Sync + 'static {
-    /// The read half of a connected TCP stream.
-    type Reader: AsyncRead + Send + Unpin + 'static;
-    /// The write half of the same stream; reads and writes run concurrently.
-    type Writer: AsyncWrite + Send + Unpin + 'static;
-    /// A one-shot timer future (its output is ignored).
-    type Sleep: Future + Send + 'static;
+pub trait Runtime: Clone + 'static {
+    /// A one-shot timer future.
+    type Sleep: Future<Output = ()> + 'static;
+    /// A name resolution in progress.
+    type Resolve: Future<Output = io::Result<Vec<SocketAddr>>> + 'static;
 
     /// The runtime's monotonic clock. Under a virtual clock (`tokio::time::pause`) this must
     /// be the virtual time, because every deadline is checked against it.
@@ -29,25 +29,18 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// A timer that completes at `deadline` (or soon after).
     fn sleep_until(&self, deadline: StdInstant) -> Self::Sleep;
 
-    /// Opens a TCP connection to `addr` and applies `options` (see
-    /// [`SocketOptions::apply`]). The driver bounds it by the core's dial deadline.
-    fn connect(
-        &self,
-        addr: SocketAddr,
-        options: &SocketOptions,
-    ) -> impl Future<Output = io::Result<(Self::Reader, Self::Writer)>> + Send + 'static;
+    /// Resolves `host:port` without blocking the executor (DNS may block: run it elsewhere).
+    fn resolve(&self, host: &str, port: u16) -> Self::Resolve;
+}
 
-    /// Registers an already connected std stream (from a user [`crate::Connector`]) with the
-    /// reactor and splits it. The driver has already applied the socket options.
-    fn register(&self, stream: std::net::TcpStream) -> io::Result<(Self::Reader, Self::Writer)>;
-
-    /// Resolves `host:port` off the reactor thread (DNS may block).
-    fn resolve(
-        &self,
-        host: String,
-        port: u16,
-    ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static;
-
+/// A runtime that runs `Send` tasks on any of its threads.
+pub trait Spawn: Runtime {
     /// Runs `task` to completion in the background.
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static);
+}
+
+/// A runtime that runs tasks on the current thread (thread-per-core executors).
+pub trait SpawnLocal: Runtime {
+    /// Runs `task` to completion in the background, on this thread.
+    fn spawn_local(&self, task: impl Future<Output = ()> + 'static);
 }

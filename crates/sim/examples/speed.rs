@@ -7,19 +7,40 @@
 
 use std::time::{Duration, Instant as Wall};
 
-use redial_core::{Action, Config, Delivery, Event, Instant, Session};
+use redial_core::{
+    Action, Addr, Codec, Config, Delivery, Frame, Framed, Input, Instant, LengthCodec, Session,
+};
 use redial_sim::{Fault, FaultKind, FaultSchedule, Policy, Scenario, Simulation, Workload};
 
+/// Whether the frames in `wire` hold a PING.
+fn has_ping(wire: &[u8]) -> bool {
+    let mut codec = LengthCodec::default();
+    let mut at = 0;
+    while let Ok(Some((frame, used))) = codec.decode(&wire[at..]) {
+        at += used;
+        if frame == Frame::Ping {
+            return true;
+        }
+    }
+    false
+}
+
 fn raw_core(rounds: u64) -> (u64, Duration) {
-    let addr = "10.0.0.1:6379".parse().unwrap();
-    let addrs = [addr];
+    let addr: std::net::SocketAddr = "10.0.0.1:6379".parse().unwrap();
+    let addrs = [Addr::from(addr)];
     let cfg = Config::default();
-    let mut s = Session::new(cfg, Instant::ZERO).unwrap();
+    let mut s = Session::new(cfg, Framed::new(LengthCodec::default()), Instant::ZERO).unwrap();
     let mut now = Instant::ZERO;
     let mut events = 0u64;
     let started = Wall::now();
     let step = Duration::from_millis(10);
-    let mut pending: Vec<Event<'_>> = Vec::with_capacity(8);
+    let mut pending: Vec<Input<'_>> = Vec::with_capacity(8);
+    let mut wire = Vec::with_capacity(4096);
+    let mut pong = Vec::new();
+    LengthCodec::default()
+        .encode(Frame::Pong, &mut pong)
+        .unwrap();
+    let mut pongs = Vec::with_capacity(2);
     for r in 0..rounds {
         if r % 4 == 0 {
             // Enqueue a message every fourth round (the payload allocation is the caller's).
@@ -28,20 +49,22 @@ fn raw_core(rounds: u64) -> (u64, Duration) {
         }
         loop {
             match s.poll(now) {
-                Action::Resolve { epoch } => pending.push(Event::Resolved {
+                Action::Resolve { epoch } => pending.push(Input::Resolved {
                     epoch,
                     addrs: &addrs,
                 }),
-                Action::Dial { epoch, .. } => pending.push(Event::DialOk { epoch }),
-                Action::Transmit { epoch, ping, .. } => {
-                    pending.push(Event::Written { epoch });
-                    if ping {
-                        pending.push(Event::Pong { epoch });
+                Action::Dial { epoch, .. } => pending.push(Input::DialOk { epoch }),
+                Action::Transmit { epoch } => {
+                    wire.clear();
+                    s.encode_transmit(&mut wire);
+                    pending.push(Input::Written { epoch });
+                    if has_ping(&wire) {
+                        pongs.push(epoch);
                     }
                 }
-                Action::Close { epoch, .. } => pending.push(Event::Closed { epoch }),
+                Action::Close { epoch, .. } => pending.push(Input::Closed { epoch }),
                 Action::Wait { until } => {
-                    if pending.is_empty() {
+                    if pending.is_empty() && pongs.is_empty() {
                         // A timer wake-up: jump to the deadline (or a little ahead).
                         now = until.map_or(now + step, |u| u.min(now + step).max(now));
                         events += 1;
@@ -52,7 +75,11 @@ fn raw_core(rounds: u64) -> (u64, Duration) {
             }
         }
         for e in pending.drain(..) {
-            s.handle(now, e);
+            let _ = s.handle_input(now, e);
+            events += 1;
+        }
+        for epoch in pongs.drain(..) {
+            s.handle_read(now, epoch, &pong, pong.len(), &mut |_| {});
             events += 1;
         }
         now = now + step;

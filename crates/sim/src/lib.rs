@@ -70,4 +70,4 @@ pub use policy::Policy;
 pub use report::{MessageCounts, Percentiles, Report, Sample, Summary};
 pub use rng::SimRng;
 pub use scenario::Scenario;
-pub use sim::Simulation;
+pub use sim::{SimProtocol, SimSession, Simulation};

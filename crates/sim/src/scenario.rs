@@ -16,6 +16,10 @@ pub struct Scenario {
     /// The sessions' config; each session's jitter seed is derived from [`Scenario::seed`]
     /// and its index, so no two sessions share a jitter stream.
     pub config: Config,
+    /// Whether the simulated server confirms every message (one reply per message, in order,
+    /// as Redis does), so delivery is checked against what it received; with
+    /// [`AckMode::None`] a message is delivered once written. Default: in order.
+    pub acks: AckMode,
     /// Path and server latencies.
     pub network: Network,
     /// The faults.
@@ -38,6 +42,7 @@ impl Scenario {
         Scenario {
             clients,
             config,
+            acks: AckMode::InOrder,
             network: Network::default(),
             faults: FaultSchedule::none(),
             workload: None,
@@ -49,13 +54,11 @@ impl Scenario {
     }
 
     /// A session config fit for simulating thousands of sessions with `backoff`: the core's
-    /// defaults, except an acknowledged protocol (so delivery can be checked against what the
-    /// server received) and small queue and batch bounds (the core reserves them up front,
+    /// defaults, except small queue and batch bounds (the core reserves them up front,
     /// and 10,000 sessions with the default 1,024-message queue would reserve gigabytes).
     pub fn sim_config(backoff: Backoff) -> Config {
         let mut c = Config::default()
             .with_backoff(backoff)
-            .with_acks(AckMode::InOrder)
             .with_queue(QueueLimits {
                 max_messages: 64,
                 ..QueueLimits::default()
@@ -79,6 +82,12 @@ impl Scenario {
     /// Sets the network.
     pub fn with_network(mut self, network: Network) -> Self {
         self.network = network;
+        self
+    }
+
+    /// Sets whether the server confirms messages.
+    pub fn with_acks(mut self, acks: AckMode) -> Self {
+        self.acks = acks;
         self
     }
 

@@ -6,8 +6,8 @@ use core::net::{Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
 use redial_core::{
-    AckMode, Action, ConfigError, Delivery, Epoch, Event, Instant, NetError, Notification, Outcome,
-    Session, State,
+    AckMode, Action, Addr, Codec, ConfigError, Delivery, Epoch, Frame, Framed, Input, Instant,
+    LengthCodec, NetError, Notification, Outcome, Session, State,
 };
 
 use crate::book::{decode, MsgBook};
@@ -21,8 +21,14 @@ use crate::scenario::Scenario;
 const KEEP_VIOLATIONS: usize = 32;
 /// Actions one round may produce before the simulator calls it a livelock.
 const MAX_ROUND: usize = 100_000;
-/// Bytes reported read for a PONG or an acknowledgement.
-const REPLY_BYTES: usize = 7;
+/// The wire protocol of every simulated session: length-delimited frames, with the
+/// scenario's acknowledgement mode. The simulated server reads what a session writes frame by
+/// frame and answers with real frames, so the core's grammar and reply attribution run as
+/// they do on a socket.
+pub type SimProtocol = Framed<LengthCodec>;
+
+/// A simulated session.
+pub type SimSession = Session<SimProtocol>;
 
 /// What happens at an instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +103,7 @@ impl Conn {
 }
 
 struct Client {
-    session: Session,
+    session: SimSession,
     /// The earliest wake queued for this session.
     wake: Option<Instant>,
     dial: Option<Dial>,
@@ -119,7 +125,10 @@ pub struct Simulation {
     seq: u64,
     clients: Vec<Client>,
     rng: SimRng,
-    addrs: [SocketAddr; 1],
+    addrs: [Addr; 1],
+    /// Scratch for one transmit's bytes and for the server's answers.
+    wire: Vec<u8>,
+    answer: Vec<u8>,
     refusing: u32,
     blackholed: u32,
     flapping: u32,
@@ -159,7 +168,12 @@ impl Simulation {
             seq: 0,
             clients: Vec::with_capacity(scenario.clients),
             rng: SimRng::new(0),
-            addrs: [SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 6379))],
+            addrs: [Addr::from(SocketAddr::from((
+                Ipv4Addr::new(10, 0, 0, 1),
+                6379,
+            )))],
+            wire: Vec::new(),
+            answer: Vec::new(),
             refusing: 0,
             blackholed: 0,
             flapping: 0,
@@ -186,7 +200,8 @@ impl Simulation {
         for i in 0..sim.sc.clients {
             let mut config = sim.sc.config.clone();
             config.seed = derive_seed(sim.sc.seed, i as u64);
-            let session = Session::new(config, Instant::ZERO)?;
+            let protocol = Framed::new(LengthCodec::default()).with_acks(sim.sc.acks);
+            let session = Session::new(config, protocol, Instant::ZERO)?;
             sim.clients.push(Client {
                 session,
                 wake: None,
@@ -222,7 +237,7 @@ impl Simulation {
     }
 
     /// Session `i`, to inspect.
-    pub fn session(&self, i: usize) -> &Session {
+    pub fn session(&self, i: usize) -> &SimSession {
         &self.clients[i].session
     }
 
@@ -303,9 +318,40 @@ impl Simulation {
         }
     }
 
-    fn handle(&mut self, i: usize, event: Event<'_>) {
+    fn handle(&mut self, i: usize, input: Input<'_>) {
         self.core_events += 1;
-        self.clients[i].session.handle(self.now, event);
+        let _ = self.clients[i].session.handle_input(self.now, input);
+    }
+
+    /// The server's frames in `self.answer` arrive on `epoch`. The simulated user takes
+    /// every reply at once, so reading never stays paused.
+    fn read_answer(&mut self, i: usize, epoch: Epoch) {
+        self.core_events += 1;
+        let bytes = core::mem::take(&mut self.answer);
+        let (mut at, mut fresh) = (0, bytes.len());
+        let session = &mut self.clients[i].session;
+        while at < bytes.len() {
+            let (mut units, mut taken) = (0, 0);
+            let used = session.handle_read(self.now, epoch, &bytes[at..], fresh, &mut |r| {
+                units += 1;
+                taken += r.len();
+            });
+            session.inbound_taken(self.now, units, taken);
+            at += used;
+            fresh = 0;
+            if used == 0 && units == 0 {
+                break;
+            }
+        }
+        if at < bytes.len() {
+            let left = bytes.len() - at;
+            self.violation(
+                i,
+                format!("{left} of {} answer bytes never read", bytes.len()),
+            );
+        }
+        self.answer = bytes;
+        self.answer.clear();
     }
 
     fn dispatch(&mut self, ev: Ev) {
@@ -331,13 +377,13 @@ impl Simulation {
                     return; // Aborted by the core's connect timeout.
                 }
                 self.clients[i].dial = None;
-                self.handle(i, Event::DialFailed { epoch, error });
+                self.handle(i, Input::DialFailed { epoch, error });
             }
             What::Written(epoch) => {
                 if self.clients[i].conn.is_none_or(|c| c.epoch != epoch) {
                     return;
                 }
-                self.handle(i, Event::Written { epoch });
+                self.handle(i, Input::Written { epoch });
             }
             What::Pong(epoch) | What::Acked(epoch, _) => {
                 if self.clients[i]
@@ -346,23 +392,21 @@ impl Simulation {
                 {
                     return; // Lost on the wire, or the socket is gone.
                 }
-                self.handle(
-                    i,
-                    Event::BytesRead {
-                        epoch,
-                        len: REPLY_BYTES,
-                    },
-                );
-                match ev.what {
-                    What::Acked(_, n) => self.handle(
-                        i,
-                        Event::Acked {
-                            epoch,
-                            count: n as usize,
-                        },
-                    ),
-                    _ => self.handle(i, Event::Pong { epoch }),
+                let mut codec = LengthCodec::default();
+                let frame = match ev.what {
+                    What::Acked(..) => Frame::Data(b"+"),
+                    _ => Frame::Pong,
+                };
+                let n = match ev.what {
+                    What::Acked(_, n) => n,
+                    _ => 1,
+                };
+                for _ in 0..n {
+                    codec
+                        .encode(frame, &mut self.answer)
+                        .expect("an answer frame fits");
                 }
+                self.read_answer(i, epoch);
             }
             What::Eof(epoch) | What::IoError(epoch, _) => {
                 let Some(conn) = self.clients[i].conn.as_mut() else {
@@ -373,11 +417,11 @@ impl Simulation {
                 }
                 conn.killed = true;
                 match ev.what {
-                    What::IoError(_, error) => self.handle(i, Event::IoError { epoch, error }),
-                    _ => self.handle(i, Event::Eof { epoch }),
+                    What::IoError(_, error) => self.handle(i, Input::IoError { epoch, error }),
+                    _ => self.handle(i, Input::Eof { epoch }),
                 }
             }
-            What::Closed(epoch) => self.handle(i, Event::Closed { epoch }),
+            What::Closed(epoch) => self.handle(i, Input::Closed { epoch }),
         }
         self.drive(i);
     }
@@ -395,14 +439,14 @@ impl Simulation {
             // Accepted by a server that has died since.
             self.handle(
                 i,
-                Event::DialFailed {
+                Input::DialFailed {
                     epoch,
                     error: NetError::Reset,
                 },
             );
             return true;
         }
-        self.handle(i, Event::DialOk { epoch });
+        self.handle(i, Input::DialOk { epoch });
         if self.clients[i].session.connection() == Some(epoch) {
             if let Some(old) = self.clients[i].conn {
                 self.violation(
@@ -464,19 +508,14 @@ impl Simulation {
                     let addrs = self.addrs;
                     self.handle(
                         i,
-                        Event::Resolved {
+                        Input::Resolved {
                             epoch,
                             addrs: &addrs,
                         },
                     );
                 }
                 Action::Dial { epoch, .. } => self.dial(i, epoch),
-                Action::Transmit {
-                    epoch,
-                    ping,
-                    messages,
-                    ..
-                } => self.transmit(i, epoch, ping, messages),
+                Action::Transmit { epoch } => self.transmit(i, epoch),
                 Action::Close { epoch, .. } => {
                     let c = &mut self.clients[i];
                     if c.conn.is_some_and(|c| c.epoch == epoch) {
@@ -541,18 +580,47 @@ impl Simulation {
         self.push(at, i as u32, what);
     }
 
-    fn transmit(&mut self, i: usize, epoch: Epoch, ping: bool, messages: usize) {
+    fn transmit(&mut self, i: usize, epoch: Epoch) {
         let net = self.sc.network;
-        let acked = self.sc.config.acks == AckMode::InOrder;
+        let acked = self.sc.acks == AckMode::InOrder;
         let Some(mut conn) = self.clients[i].conn.filter(|c| c.epoch == epoch) else {
             self.violation(i, format!("transmit on {epoch}, which is not connected"));
             return;
         };
         let mut problems = Vec::new();
         let c = &mut self.clients[i];
-        let mut count = 0;
-        for payload in c.session.transmit_payloads() {
-            count += 1;
+        let mut wire = core::mem::take(&mut self.wire);
+        wire.clear();
+        c.session.encode_transmit(&mut wire);
+        // The server reads the bytes frame by frame, as a real one would.
+        let mut codec = LengthCodec::default();
+        let (mut messages, mut ping, mut at) = (0usize, false, 0usize);
+        while at < wire.len() {
+            let payload = match codec.decode(&wire[at..]) {
+                Ok(Some((frame, used))) => {
+                    at += used;
+                    match frame {
+                        Frame::Data(payload) => payload,
+                        Frame::Ping => {
+                            ping = true;
+                            continue;
+                        }
+                        Frame::Pong => {
+                            problems.push("a PONG the server never asked for".to_string());
+                            continue;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    problems.push(format!("a transmit ends in a partial frame on {epoch}"));
+                    break;
+                }
+                Err(e) => {
+                    problems.push(format!("a transmit the server cannot frame: {e}"));
+                    break;
+                }
+            };
+            messages += 1;
             let Some(seq) = decode(payload) else {
                 problems.push("transmit of a payload the workload never made".to_string());
                 continue;
@@ -569,11 +637,7 @@ impl Simulation {
             }
             conn.last_seq = Some(seq);
         }
-        if count != messages {
-            problems.push(format!(
-                "transmit of {messages} messages gave {count} payloads"
-            ));
-        }
+        self.wire = wire;
         c.conn = Some(conn);
         for p in problems {
             self.violation(i, p);
@@ -581,7 +645,7 @@ impl Simulation {
         if net.write_latency.is_zero() {
             // Into the send buffer at once: report it within this round, as an adapter whose
             // write completed immediately would.
-            self.handle(i, Event::Written { epoch });
+            self.handle(i, Input::Written { epoch });
         } else {
             let at = self.now + net.write_latency;
             self.push(at, i as u32, What::Written(epoch));
@@ -649,7 +713,7 @@ impl Simulation {
                 outcome,
                 payload,
             } => {
-                let acked = self.sc.config.acks == AckMode::InOrder;
+                let acked = self.sc.acks == AckMode::InOrder;
                 let seq = payload.as_deref().and_then(decode);
                 let c = &mut self.clients[i];
                 if let Err(e) = c

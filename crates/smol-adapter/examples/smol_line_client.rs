@@ -1,17 +1,27 @@
-//! A reconnecting line client on smol: stdin lines go out, server lines come back, lifecycle
-//! events go to stderr. Against Redis (inline protocol, `PING` → `+PONG` heartbeat):
+//! A reconnecting Redis client on smol that takes commands from stdin, one per line, like
+//! `redis-cli`: each line is split into arguments (redis-cli's quoting: `SET k "a b\r\n"`),
+//! sent as one request, and its reply printed in redis-cli's form. Lifecycle events (attempts
+//! with their address and OS error, connects, disconnects and why, RTT samples) go to stderr.
 //!
 //! ```text
 //! cargo run -p redial-smol --example smol_line_client -- 127.0.0.1:6379
 //! ```
 //!
-//! Stop or restart the server while it runs: queued lines are delivered after the reconnect,
-//! lines caught in flight come back "in doubt". `RUST_LOG=redial_driver=debug` for more.
+//! Stop or restart the server while it runs: commands typed meanwhile wait in the queue and
+//! are sent, in order, after the reconnect; a command caught in flight when the connection
+//! died comes back "in doubt" (sent at most once, so never resent blindly). Replies are matched
+//! to their commands by the RESP grammar, so a reply is never printed for the wrong command,
+//! and the heartbeat's PINGs never show. End stdin (Ctrl-D) to close gracefully.
+//! `RUST_LOG=redial_driver=debug` for more.
+//!
+//! The same program as `redial-tokio`'s `line_client`: only the executor calls differ.
 
 use std::io::BufRead;
 
+use futures::channel::mpsc;
 use futures::StreamExt;
-use redial_smol::{Delivery, LineCodec};
+use redial_smol::core::proto::resp::{cmd, split_args, Resp, Value};
+use redial_smol::{Delivery, Receipt, Reply};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,9 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:6379".into());
     redial_smol::block_on(async {
-        let (handle, mut inbound, mut events) = redial_smol::builder(target)
-            .codec(LineCodec::redis())
-            .spawn()?;
+        let (handle, _inbound, mut events) =
+            redial_smol::builder(target).protocol(Resp::new()).spawn()?;
 
         smol::spawn(async move {
             while let Some(e) = events.next().await {
@@ -41,27 +50,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .detach();
 
-        // Stdin is blocking: read it on a thread. When it ends, the last handle is dropped
-        // and the session closes gracefully, which ends `inbound`.
+        // Stdin is blocking: read it on a thread, which sends each command and hands its
+        // receipt over in order. When stdin ends, the last handle is dropped: the session
+        // drains what is queued (a short graceful close), then ends.
+        let (receipts, mut ordered) = mpsc::unbounded::<(String, Receipt<Reply>)>();
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
-                let receipt = handle.send(line.into_bytes(), Delivery::AtMostOnce);
-                smol::spawn(async move {
-                    if let Err(u) = receipt.await {
-                        eprintln!(
-                            "not delivered: {:?} {:?}",
-                            u.outcome,
-                            String::from_utf8_lossy(&u.payload)
-                        );
+                match split_args(line.as_bytes()) {
+                    Ok(args) if args.is_empty() => continue,
+                    Ok(args) => {
+                        let receipt = handle.request(cmd(args), Delivery::AtMostOnce);
+                        if receipts.unbounded_send((line, receipt)).is_err() {
+                            break;
+                        }
                     }
-                })
-                .detach();
+                    Err(e) => eprintln!("{line:?}: {e}"),
+                }
             }
         });
 
-        while let Some(line) = inbound.next().await {
-            println!("{}", String::from_utf8_lossy(&line));
+        // Replies in the order the commands were typed.
+        while let Some((line, receipt)) = ordered.next().await {
+            match receipt.await {
+                Ok(reply) => match Value::parse(&reply.body) {
+                    Ok((value, _)) => println!("{}", value.to_cli()),
+                    Err(e) => eprintln!("{line}: unreadable reply: {e}"),
+                },
+                Err(u) => eprintln!("{line}: {u}"),
+            }
         }
         Ok(())
     })

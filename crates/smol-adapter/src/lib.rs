@@ -8,22 +8,21 @@
 //!
 //! ```no_run
 //! use futures::StreamExt;
-//! use redial_smol::{Config, Delivery, LineCodec};
+//! use redial_smol::core::proto::resp::{cmd, Resp, Value};
+//! use redial_smol::{Config, Delivery};
 //!
 //! redial_smol::block_on(async {
-//!     let (handle, mut inbound, mut events) = redial_smol::builder("127.0.0.1:6379")
+//!     let (handle, _inbound, mut events) = redial_smol::builder("127.0.0.1:6379")
 //!         .config(Config::default())
-//!         .codec(LineCodec::redis())
+//!         .protocol(Resp::new())
 //!         .spawn()
 //!         .expect("valid config");
 //!
-//!     // Queued at once, delivered when connected (across reconnects).
-//!     let receipt = handle.send(b"SET greeting hello".to_vec(), Delivery::AtMostOnce);
-//!     match receipt.await {
-//!         Ok(()) => println!("written"),
+//!     // Queued at once, sent when connected (across reconnects); the reply is this request's.
+//!     match handle.request(cmd(["SET", "greeting", "+PONG"]), Delivery::AtMostOnce).await {
+//!         Ok(reply) => println!("{}", Value::parse(&reply.body).unwrap().0.to_cli()),
 //!         Err(undelivered) => println!("{:?}: {} bytes back", undelivered.outcome, undelivered.payload.len()),
 //!     }
-//!     println!("reply: {:?}", inbound.next().await.map(String::from_utf8));
 //!     smol::spawn(async move {
 //!         while let Some(e) = events.next().await {
 //!             println!("{:?} {:?}", e.notification, e.detail);
@@ -46,22 +45,51 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant as StdInstant;
 
 use smol::{Async, Timer};
-use socket2::SockRef;
 
 pub use redial_driver::*;
 
-/// The smol / async-io runtime, as the driver sees it. Sessions run on smol's global
-/// executor; no runtime context is needed to spawn them.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Smol;
+/// The smol / async-io runtime, as the driver sees it. [`Builder::spawn`] runs sessions on
+/// smol's global executor (no runtime context needed); [`Builder::spawn_local`] on the
+/// thread-local executor of [`LocalExecutor`](smol::LocalExecutor) users drive themselves
+/// (see [`Smol::local`]).
+#[derive(Clone, Debug, Default)]
+pub struct Smol {
+    /// The key of a local executor registered on its own thread (see [`Smol::local`]). The
+    /// executor itself is not `Send`, so it stays in that thread's registry: a `Smol` made for
+    /// spawning `Send` tasks must itself be `Send`.
+    local: Option<u64>,
+}
 
-/// A session builder on smol: `Builder::new(Smol, target)`.
-pub fn builder(target: impl Into<Target>) -> Builder<Smol> {
-    Builder::new(Smol, target)
+thread_local! {
+    /// The local executors of this thread, by key (weak: the user owns them).
+    static LOCAL_EXECUTORS: std::cell::RefCell<Vec<(u64, std::rc::Weak<smol::LocalExecutor<'static>>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Smol {
+    /// A runtime whose `spawn_local` runs tasks on `executor` (which you drive), on this
+    /// thread.
+    pub fn local(executor: &std::rc::Rc<smol::LocalExecutor<'static>>) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let key = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LOCAL_EXECUTORS.with(|l| {
+            let mut l = l.borrow_mut();
+            l.retain(|(_, ex)| ex.strong_count() > 0);
+            l.push((key, std::rc::Rc::downgrade(executor)));
+        });
+        Smol { local: Some(key) }
+    }
+}
+
+/// A session builder on smol, dialing TCP (or Unix sockets for `unix:` targets).
+pub fn builder(target: impl Into<Target>) -> Builder<Smol, TcpConnector> {
+    Builder::new(Smol::default(), TcpConnector::default(), target)
 }
 
 /// Runs `fut` to completion on the current thread (`smol::block_on`).
@@ -69,53 +97,174 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     smol::block_on(fut)
 }
 
-/// One half of an async-io TCP stream; the read and write halves share the socket.
-pub type Half = smol::net::TcpStream;
+pin_project_lite::pin_project! {
+    /// An async-io timer whose output is `()`.
+    #[derive(Debug)]
+    pub struct Sleep {
+        #[pin]
+        timer: Timer,
+    }
+}
 
-fn split(stream: Async<TcpStream>) -> (Half, Half) {
-    let s = Half::from(stream);
-    (s.clone(), s)
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().timer.poll(cx).map(|_| ())
+    }
 }
 
 impl Runtime for Smol {
-    type Reader = Half;
-    type Writer = Half;
-    type Sleep = Timer;
+    type Sleep = Sleep;
+    type Resolve = BoxFuture<'static, io::Result<Vec<SocketAddr>>>;
 
     fn now(&self) -> StdInstant {
         StdInstant::now()
     }
 
-    fn sleep_until(&self, deadline: StdInstant) -> Timer {
-        Timer::at(deadline)
-    }
-
-    fn connect(
-        &self,
-        addr: SocketAddr,
-        options: &SocketOptions,
-    ) -> impl Future<Output = io::Result<(Half, Half)>> + Send + 'static {
-        let options = *options;
-        async move {
-            let stream = Async::<TcpStream>::connect(addr).await?;
-            options.apply(SockRef::from(stream.get_ref()))?;
-            Ok(split(stream))
+    fn sleep_until(&self, deadline: StdInstant) -> Sleep {
+        Sleep {
+            timer: Timer::at(deadline),
         }
     }
 
-    fn register(&self, stream: TcpStream) -> io::Result<(Half, Half)> {
-        Ok(split(Async::new(stream)?))
+    fn resolve(&self, host: &str, port: u16) -> Self::Resolve {
+        let host = host.to_owned();
+        Box::pin(smol::unblock(move || {
+            Ok((host.as_str(), port).to_socket_addrs()?.collect())
+        }))
     }
+}
 
-    fn resolve(
-        &self,
-        host: String,
-        port: u16,
-    ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static {
-        smol::unblock(move || Ok((host.as_str(), port).to_socket_addrs()?.collect()))
-    }
-
+impl Spawn for Smol {
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         smol::spawn(task).detach();
+    }
+}
+
+impl SpawnLocal for Smol {
+    /// # Panics
+    /// If this runtime was not made with [`Smol::local`] on this thread, or its executor is
+    /// gone.
+    fn spawn_local(&self, task: impl Future<Output = ()> + 'static) {
+        let ex = self
+            .local
+            .and_then(|key| {
+                LOCAL_EXECUTORS.with(|l| {
+                    l.borrow()
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, ex)| ex.upgrade())
+                })
+            })
+            .expect("spawn_local needs Smol::local(&executor), on the executor's thread");
+        ex.spawn(task).detach();
+    }
+}
+
+/// A connected async-io stream (TCP or Unix).
+#[derive(Debug)]
+pub enum Stream {
+    /// TCP.
+    Tcp(Async<std::net::TcpStream>),
+    /// A Unix domain socket.
+    #[cfg(unix)]
+    Unix(Async<std::os::unix::net::UnixStream>),
+}
+
+macro_rules! each {
+    ($s:expr, $x:ident => $e:expr) => {
+        match $s {
+            Stream::Tcp($x) => $e,
+            #[cfg(unix)]
+            Stream::Unix($x) => $e,
+        }
+    };
+}
+
+impl futures::io::AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        each!(&mut *self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl futures::io::AsyncWrite for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        each!(&mut *self, s => Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(&mut *self, s => Pin::new(s).poll_flush(cx))
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each!(&mut *self, s => Pin::new(s).poll_close(cx))
+    }
+}
+
+/// Dials TCP (and Unix sockets) on async-io's reactor. With a [`SocketFactory`], each TCP
+/// socket is made by it (bound, marked, or in another network namespace) before it connects.
+#[derive(Clone, Default)]
+pub struct TcpConnector {
+    factory: Option<SocketFactory>,
+}
+
+impl std::fmt::Debug for TcpConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpConnector")
+            .field("factory", &self.factory.is_some())
+            .finish()
+    }
+}
+
+impl TcpConnector {
+    /// Makes every TCP socket with `factory`.
+    pub fn with_socket_factory(mut self, factory: SocketFactory) -> Self {
+        self.factory = Some(factory);
+        self
+    }
+
+    /// Dials `dial`: for connectors built on top (TLS).
+    pub fn dial(
+        &self,
+        dial: &Dial,
+    ) -> impl Future<Output = Result<Stream, ConnectError>> + Send + 'static {
+        let (dial, factory) = (dial.clone(), self.factory.clone());
+        async move {
+            match &dial.endpoint.addr {
+                EndpointAddr::Ip(_) => {
+                    let socket = new_socket(&dial.endpoint, &dial.options, factory.as_ref())?;
+                    let connected = start_connect(&socket, &dial.endpoint)?;
+                    let stream = Async::new(std::net::TcpStream::from(socket))?;
+                    if !connected {
+                        stream.writable().await?;
+                        finish_connect(&socket2::SockRef::from(stream.get_ref()))?;
+                    }
+                    Ok(Stream::Tcp(stream))
+                }
+                #[cfg(unix)]
+                EndpointAddr::Unix(path) => Ok(Stream::Unix(
+                    Async::<std::os::unix::net::UnixStream>::connect(path).await?,
+                )),
+                #[cfg(not(unix))]
+                EndpointAddr::Unix(_) => Err(ConnectError::from(io::Error::from(
+                    io::ErrorKind::Unsupported,
+                ))),
+            }
+        }
+    }
+}
+
+impl Connector for TcpConnector {
+    type Stream = Stream;
+    type Future = BoxFuture<'static, Result<Stream, ConnectError>>;
+
+    fn connect(&self, dial: &Dial) -> Self::Future {
+        Box::pin(self.dial(dial))
     }
 }

@@ -1,110 +1,161 @@
-//! The shared scenarios on tokio.
+//! What only tokio can do. Every runtime-neutral scenario (exchange, heartbeat, restarts,
+//! give-up, epochs, the ledger, bounds, close, connectors, `build()`, write deadlines, ...) is
+//! in the one conformance suite that both adapters run: `cargo test -p redial-tests --test
+//! conformance_tokio`. Here: a runtime torn down under a live session, and sessions on a
+//! `LocalSet` (`spawn_local`).
 
-#[path = "../../driver/tests/common/mod.rs"]
-mod common;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
+use std::time::Duration;
 
-use redial_tokio::{block_on, Tokio};
+use futures::StreamExt;
+use redial_tokio::{
+    AbandonReason, Backoff, CloseMode, Config, Delivery, Jitter, Outcome, RejectReason, State,
+};
 
-macro_rules! on_tokio {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            block_on(common::$name(Tokio));
+/// A fast policy without heartbeat (the line peer below does not answer PINGs).
+fn quick() -> Config {
+    Config::default()
+        .with_backoff(
+            Backoff::new()
+                .with_initial(Duration::from_millis(20))
+                .with_cap(Duration::from_millis(100))
+                .with_jitter(Jitter::None),
+        )
+        .with_heartbeat(None)
+        .with_connect_timeout(Duration::from_secs(2))
+}
+
+/// An address nothing listens on.
+fn dead_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind")
+}
+
+/// A peer on its own thread: accepts one connection and answers every line with `echo:<line>`.
+fn echo_once() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let Ok((conn, _)) = l.accept() else { return };
+        let Ok(mut w) = conn.try_clone() else { return };
+        for line in BufReader::new(conn).lines() {
+            let Ok(line) = line else { return };
+            if w.write_all(format!("echo:{line}\r\n").as_bytes()).is_err() {
+                return;
+            }
         }
-    )*};
+    });
+    addr
 }
 
-on_tokio!(
-    connect_send_receive,
-    events_are_bounded,
-    ping_pong_keeps_idle_connection,
-    restart_reconnects_and_flushes_in_order,
-    gives_up_and_abandons,
-    bad_config_fails_before_spawn,
-    hostname_is_resolved,
-    dropping_handles_closes,
-    graceful_close_drains,
-    oversized_frame_recovers,
-    in_order_acks_and_in_doubt,
-    blocked_write_keeps_reading_and_times_out,
-);
-
-/// The session task on its own thread with its own current-thread runtime.
-#[test]
-fn connector_and_build_on_dedicated_thread() {
-    block_on(common::connector_and_build(Tokio, |task| {
-        std::thread::spawn(move || block_on(task));
-    }));
+/// Waits for `rx` on another thread, bounded: a receipt nobody resolves would hang forever.
+fn bounded<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(futures::executor::block_on(f)));
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("resolved within 5 s")
 }
 
-/// A runtime shut down under a live session: every receipt still resolves (abandoned), and
-/// the handle refuses new messages.
+/// A runtime shut down under a live session: every receipt still resolves (abandoned, with
+/// its message), and the handle refuses new messages.
 #[test]
 fn receipts_resolve_when_the_runtime_is_torn_down() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .expect("runtime");
     let (handle, receipt) = rt.block_on(async {
         // Nothing listens there: the message waits in the queue.
-        let dead = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let (h, _i, _e) = redial_tokio::builder(dead)
-            .config(common::fast())
+        let (h, _i, _e) = redial_tokio::builder(dead_addr())
+            .config(quick())
             .spawn()
-            .unwrap();
-        let r = h.send(b"stranded".to_vec(), redial_tokio::Delivery::AtMostOnce);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            .expect("valid config");
+        let r = h.send(b"stranded".to_vec(), Delivery::AtMostOnce);
+        // Let the session run (and fail an attempt) before the runtime goes.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while h.stats().failures == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no attempt failed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         (h, r)
     });
     drop(rt);
-    // Bounded: a receipt nobody resolves would hang here forever.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(futures::executor::block_on(receipt)));
-    let outcome = rx
-        .recv_timeout(std::time::Duration::from_secs(5))
-        .expect("the receipt resolves once the runtime is gone")
-        .unwrap_err();
+    let outcome = bounded(receipt).expect_err("never delivered");
     assert_eq!(
         (outcome.outcome, outcome.payload.as_slice()),
-        (
-            redial_tokio::Outcome::Abandoned(redial_tokio::AbandonReason::Closed),
-            &b"stranded"[..]
-        ),
+        (Outcome::Abandoned(AbandonReason::Closed), &b"stranded"[..]),
         "the real outcome, with the message handed back"
     );
     assert!(handle.is_closed());
-    let late = futures::executor::block_on(handle.send(b"late".to_vec(), Default::default()));
+    assert_eq!(handle.state(), State::Closed);
+    let late = bounded(handle.send(b"late".to_vec(), Delivery::AtMostOnce));
     assert_eq!(
-        late.unwrap_err().outcome,
-        redial_tokio::Outcome::Rejected(redial_tokio::RejectReason::Closed)
+        late.expect_err("closed").outcome,
+        Outcome::Rejected(RejectReason::Closed)
     );
 }
 
-/// A session task polled by reference (not dropped when it finishes): its streams still end
-/// when the session does.
+/// `spawn_local` runs the session on a `LocalSet`: it connects, sends and receives like a
+/// spawned one, and closes.
 #[test]
-fn streams_end_when_the_session_ends_not_when_its_task_is_dropped() {
-    use futures::StreamExt;
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    block_on(async move {
-        let (h, mut inbound, mut events, mut task) = redial_tokio::builder(dead)
-            .config(common::fast())
-            .build()
-            .unwrap();
-        let close = h.close(redial_tokio::CloseMode::Immediate);
-        futures::future::join(&mut task, close).await;
-        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while events.next().await.is_some() {}
-            inbound.next().await
-        })
+fn spawn_local_runs_on_a_local_set() {
+    let addr = echo_once();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let (h, mut inbound, _e) = redial_tokio::builder(addr)
+            .config(quick())
+            .spawn_local()
+            .expect("valid config");
+        let sent = tokio::time::timeout(
+            Duration::from_secs(5),
+            h.send(b"hi".to_vec(), Delivery::AtMostOnce),
+        )
         .await;
-        assert_eq!(ended, Ok(None), "both streams ended");
-        drop(task);
+        assert_eq!(sent.expect("in time"), Ok(()));
+        let echo = tokio::time::timeout(Duration::from_secs(5), inbound.next()).await;
+        assert_eq!(echo.expect("in time").as_deref(), Some(&b"echo:hi"[..]));
+        assert_eq!(h.state(), State::Connected);
+        tokio::time::timeout(Duration::from_secs(5), h.close(CloseMode::Immediate))
+            .await
+            .expect("closed in time");
+        assert!(h.is_closed());
     });
+}
+
+/// A `LocalSet` dropped under a live local session: the task is dropped with it, and every
+/// receipt still gets its real outcome.
+#[test]
+fn receipts_resolve_when_the_local_set_is_dropped() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    let (handle, receipt) = local.block_on(&rt, async {
+        let (h, _i, _e) = redial_tokio::builder(dead_addr())
+            .config(quick())
+            .spawn_local()
+            .expect("valid config");
+        let r = h.send(b"local".to_vec(), Delivery::Idempotent);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while h.stats().failures == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no attempt failed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (h, r)
+    });
+    drop(local);
+    let outcome = bounded(receipt).expect_err("never delivered");
+    assert_eq!(
+        (outcome.outcome, outcome.payload.as_slice()),
+        (Outcome::Abandoned(AbandonReason::Closed), &b"local"[..])
+    );
+    assert!(handle.is_closed());
 }

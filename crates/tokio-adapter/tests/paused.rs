@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use redial_tokio::{
-    Backoff, BoxFuture, Config, Delivery, Discover, GiveUp, GiveUpWhen, Jitter, Notification,
-    Target,
+    AbandonReason, Backoff, BoxFuture, Config, Delivery, Discover, Endpoint, GiveUp, GiveUpWhen,
+    Jitter, NetError, Notification, Outcome, Target,
 };
 
 #[tokio::test(start_paused = true)]
@@ -16,7 +16,7 @@ async fn attempts_follow_backoff_on_virtual_time() {
     static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     struct Nowhere;
     impl Discover for Nowhere {
-        fn discover(&self) -> BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>> {
+        fn discover(&self) -> BoxFuture<'static, std::io::Result<Vec<Endpoint>>> {
             CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Box::pin(async { Err(std::io::Error::other("no such service")) })
         }
@@ -40,7 +40,8 @@ async fn attempts_follow_backoff_on_virtual_time() {
         .unwrap();
     let r = h.send(b"x".to_vec(), Delivery::AtMostOnce);
     let events: Vec<_> = events.collect().await;
-    assert!(r.await.is_err());
+    let u = r.await.expect_err("never connected");
+    assert_eq!(u.outcome, Outcome::Abandoned(AbandonReason::GaveUp));
     let failures: Vec<Duration> = events
         .iter()
         .filter(|e| matches!(e.notification, Notification::AttemptFailed { .. }))
@@ -51,6 +52,13 @@ async fn attempts_follow_backoff_on_virtual_time() {
     assert!(events
         .iter()
         .any(|e| e.detail.as_deref() == Some("no such service")));
+    assert!(events.iter().all(|e| !matches!(
+        e.notification,
+        Notification::AttemptFailed { ref error, addr: Some(_), .. } if *error != NetError::ResolveFailed
+    )), "resolution failures name no address: {events:#?}");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.notification, Notification::GaveUp { failures: 5, .. })));
     assert_eq!(secs, [0, 10, 30, 70, 130], "{events:#?}");
     // Discovery runs afresh on every attempt.
     assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 5);

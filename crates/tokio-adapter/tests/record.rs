@@ -1,10 +1,29 @@
-//! Record → replay gives the identical action trace (feature `record`).
+//! Record → replay on tokio against real servers (feature `record`): the fresh core takes the
+//! identical decisions, and no credential reaches the trace.
 #![cfg(feature = "record")]
 
-#[path = "../../driver/tests/common/mod.rs"]
-mod common;
+mod record_scenarios;
+
+fn local<F: std::future::Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    tokio::task::LocalSet::new().block_on(&rt, f)
+}
 
 #[test]
-fn record_then_replay_is_identical() {
-    redial_tokio::block_on(common::record_then_replay_is_identical(redial_tokio::Tokio));
+fn redis_session_replays_identically() {
+    local(record_scenarios::redis_session_replays_identically(
+        redial_tokio::Tokio,
+        redial_tokio::builder,
+    ));
+}
+
+#[test]
+fn nats_session_replays_identically() {
+    local(record_scenarios::nats_session_replays_identically(
+        redial_tokio::Tokio,
+        redial_tokio::builder,
+    ));
 }

@@ -224,12 +224,14 @@ fn all(out: &Path) {
         let _ = writeln!(md, "## 1. Core step cost\n");
         let _ = writeln!(
         md,
-        "A connected `Session` (acks in order, heartbeat 5 s + 5 s) fed a steady-state cycle of \
-         {} events: `enqueue` → Transmit(1 message) → `Written` → `Acked` (→ Outcome); \
-         `BytesRead`; `Timer` 5 s later (→ Transmit(PING)) → `Written`; `Pong` (→ RTT sample); \
-         peer `PeerPing` (→ Transmit(PONG)) → `Written`. Each event is followed by `poll` until \
-         `Wait`, which is included in its cost. The mix was checked: per cycle exactly one \
-         message transmitted and delivered, one PING, one PONG, one RTT sample.\n",
+        "A connected `Session<Framed<LengthCodec>>` (acks in order, heartbeat 5 s + 5 s) fed a \
+         steady-state cycle of {} events: `enqueue` → Transmit(1 message, `encode_transmit`) → \
+         `Written`; a 64-byte reply frame read (`handle_read`: decoded, attributed, → Outcome); \
+         the timer 5 s later (→ Transmit(PING)) → `Written`; a PONG frame read (→ RTT sample); a \
+         peer PING frame read (→ Transmit(PONG)) → `Written`. Each event is followed by `poll` \
+         until `Wait`, which is included in its cost, and so is decoding what each transmit \
+         holds. The mix was checked: per cycle exactly one message transmitted and delivered, \
+         one PING, one PONG, one RTT sample.\n",
         core_step::EVENTS_PER_CYCLE
     );
         let _ = writeln!(md, "| figure | value |\n|---|---|");
@@ -604,28 +606,34 @@ fn all(out: &Path) {
             ),
             (
                 "redial_tokio session task (Driver + timer)",
-                redial_tokio::session_task_size::<redial_tokio::Tokio>(),
+                redial_tokio::session_task_size::<
+                    redial_tokio::Tokio,
+                    redial_tokio::TcpConnector,
+                    redial_core::Framed<redial_core::LineCodec>,
+                >(),
             ),
             (
                 "redial_driver::Receipt",
                 std::mem::size_of::<redial_tokio::Receipt>(),
             ),
             (
-                "redial_tokio::Reader + Writer",
-                std::mem::size_of::<redial_tokio::Reader>()
-                    + std::mem::size_of::<redial_tokio::Writer>(),
+                "redial_tokio::Stream (one connection, both directions)",
+                std::mem::size_of::<redial_tokio::Stream>(),
             ),
             (
-                "redial_smol reader + writer halves",
-                2 * std::mem::size_of::<<redial_smol::Smol as redial_smol::Runtime>::Reader>(),
+                "redial_smol::Stream (one connection, both directions)",
+                std::mem::size_of::<redial_smol::Stream>(),
             ),
         ] {
             let _ = writeln!(md, "| `{name}` | {sz} |");
         }
         let h0 = util::live_bytes();
-        let sess =
-            redial_core::Session::new(redial_core::Config::default(), redial_core::Instant::ZERO)
-                .expect("session");
+        let sess = redial_core::Session::new(
+            redial_core::Config::default(),
+            redial_core::Framed::new(redial_core::LineCodec::default()),
+            redial_core::Instant::ZERO,
+        )
+        .expect("session");
         let session_heap = util::live_bytes() - h0;
         drop(sess);
         let _ = writeln!(
@@ -640,7 +648,7 @@ fn all(out: &Path) {
             md,
             "\nThe session task future (the private `Driver` and its timer) is stored inline in \
          tokio's task cell, which is 128-byte aligned: up to 920 bytes of future fit a \
-         1024-byte cell. Heap allocated by `Session::new(Config::default())` alone: \
+         1024-byte cell. Heap allocated by `Session::new(Config::default(), Framed::new(LineCodec::default()))` alone: \
          **{session_heap} bytes**.\n"
         );
         let n = 10_000usize;

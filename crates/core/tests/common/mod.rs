@@ -1,22 +1,26 @@
-//! A tiny driver for tests: records every action, jumps virtual time to deadlines.
+//! A tiny host for tests: records every action, jumps virtual time to deadlines, and speaks
+//! length-delimited frames for the peer (a PONG, a PING, replies: the bytes a peer would send,
+//! through the session's real read path).
 #![allow(dead_code)]
 
 pub mod check;
 
 use std::net::SocketAddr;
+
+pub use redial_core::Addr;
 use std::time::Duration;
 
 use redial_core::*;
 
-pub const ADDRS: [SocketAddr; 2] = [
-    SocketAddr::new(
+pub const ADDRS: [Addr; 2] = [
+    Addr::Ip(SocketAddr::new(
         std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
         7000,
-    ),
-    SocketAddr::new(
+    )),
+    Addr::Ip(SocketAddr::new(
         std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
         7001,
-    ),
+    )),
 ];
 
 pub fn ms(n: u64) -> Duration {
@@ -27,8 +31,130 @@ pub fn at(n_ms: u64) -> Instant {
     Instant::from_millis(n_ms)
 }
 
+/// What the tests say happened; socket inputs go to `handle_input`, the peer's traffic
+/// becomes the bytes a length-framed peer would send.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    Resolved {
+        epoch: Epoch,
+        addrs: &'a [Addr],
+    },
+    ResolveFailed {
+        epoch: Epoch,
+        error: NetError,
+    },
+    DialOk {
+        epoch: Epoch,
+    },
+    DialFailed {
+        epoch: Epoch,
+        error: NetError,
+    },
+    /// Bytes that complete nothing yet (they prove the peer alive).
+    BytesRead {
+        epoch: Epoch,
+        len: usize,
+    },
+    /// The peer answers our PING.
+    Pong {
+        epoch: Epoch,
+    },
+    /// The peer sends its PING.
+    PeerPing {
+        epoch: Epoch,
+    },
+    Written {
+        epoch: Epoch,
+    },
+    /// The peer replies to the next `count` messages (in-order acks).
+    Acked {
+        epoch: Epoch,
+        count: usize,
+    },
+    Eof {
+        epoch: Epoch,
+    },
+    IoError {
+        epoch: Epoch,
+        error: NetError,
+    },
+    Closed {
+        epoch: Epoch,
+    },
+}
+
+impl Event<'_> {
+    pub fn epoch(&self) -> Option<Epoch> {
+        match *self {
+            Event::Resolved { epoch, .. }
+            | Event::ResolveFailed { epoch, .. }
+            | Event::DialOk { epoch }
+            | Event::DialFailed { epoch, .. }
+            | Event::BytesRead { epoch, .. }
+            | Event::Pong { epoch }
+            | Event::PeerPing { epoch }
+            | Event::Written { epoch }
+            | Event::Acked { epoch, .. }
+            | Event::Eof { epoch }
+            | Event::IoError { epoch, .. }
+            | Event::Closed { epoch } => Some(epoch),
+        }
+    }
+}
+
+/// A configuration and whether the peer confirms messages (one reply each, in order).
+pub struct TestCfg {
+    pub cfg: Config,
+    pub acks: AckMode,
+}
+
+impl From<Config> for TestCfg {
+    fn from(cfg: Config) -> Self {
+        TestCfg {
+            cfg,
+            acks: AckMode::None,
+        }
+    }
+}
+
+/// `cfg` with a peer that confirms every message with a reply, in order.
+pub fn acked(cfg: Config) -> TestCfg {
+    TestCfg {
+        cfg,
+        acks: AckMode::InOrder,
+    }
+}
+
+/// The frames a length-framed peer sends.
+pub fn frame(f: Frame<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    LengthCodec::default().encode(f, &mut out).unwrap();
+    out
+}
+
+/// What one transmit carried: (pongs, ping, data payloads).
+pub fn parse_transmit(bytes: &[u8]) -> (u8, bool, Vec<Vec<u8>>) {
+    let mut c = LengthCodec::default();
+    let (mut pongs, mut ping, mut data) = (0, false, Vec::new());
+    let mut rest = bytes;
+    while let Some((f, n)) = c.decode(rest).unwrap() {
+        match f {
+            Frame::Pong => pongs += 1,
+            Frame::Ping => ping = true,
+            Frame::Data(d) => data.push(d.to_vec()),
+        }
+        rest = &rest[n..];
+    }
+    assert!(rest.is_empty(), "whole frames");
+    (pongs, ping, data)
+}
+
 pub struct H {
-    pub s: Session,
+    pub s: Session<Framed<LengthCodec>>,
+    /// The bytes of every transmit, by the index of its action in `log`.
+    pub sent: std::collections::BTreeMap<usize, Vec<u8>>,
+    /// Replies and messages the session handed out.
+    pub received: Vec<(Option<MsgId>, Vec<u8>)>,
     pub now: Instant,
     pub wait: Option<Instant>,
     /// Every action ever emitted, with the time it was emitted.
@@ -39,9 +165,13 @@ pub struct H {
 }
 
 impl H {
-    pub fn new(cfg: Config) -> H {
+    pub fn new(cfg: impl Into<TestCfg>) -> H {
+        let TestCfg { cfg, acks } = cfg.into();
+        let proto = Framed::new(LengthCodec::default()).with_acks(acks);
         H {
-            s: Session::new(cfg, Instant::ZERO).unwrap(),
+            s: Session::new(cfg, proto, Instant::ZERO).unwrap(),
+            sent: Default::default(),
+            received: Vec::new(),
             now: Instant::ZERO,
             wait: None,
             log: Vec::new(),
@@ -58,6 +188,13 @@ impl H {
                 Action::Wait { until } => {
                     self.wait = until;
                     break;
+                }
+                a @ Action::Transmit { .. } => {
+                    // The host encodes a transmit as soon as it is asked for.
+                    let mut bytes = Vec::new();
+                    self.s.encode_transmit(&mut bytes);
+                    self.sent.insert(self.log.len(), bytes);
+                    self.log.push((self.now, a));
                 }
                 a => self.log.push((self.now, a)),
             }
@@ -77,7 +214,50 @@ impl H {
     }
 
     pub fn handle(&mut self, ev: Event<'_>) {
-        self.s.handle(self.now, ev);
+        let now = self.now;
+        let input = match ev {
+            Event::Resolved { epoch, addrs } => Input::Resolved { epoch, addrs },
+            Event::ResolveFailed { epoch, error } => Input::ResolveFailed { epoch, error },
+            Event::DialOk { epoch } => Input::DialOk { epoch },
+            Event::DialFailed { epoch, error } => Input::DialFailed { epoch, error },
+            Event::Written { epoch } => Input::Written { epoch },
+            Event::Eof { epoch } => Input::Eof { epoch },
+            Event::IoError { epoch, error } => Input::IoError { epoch, error },
+            Event::Closed { epoch } => Input::Closed { epoch },
+            Event::BytesRead { epoch, len } => {
+                // An incomplete frame header: liveness, nothing decoded (not kept: the next
+                // read starts afresh, as if the rest never came).
+                let head = vec![0u8; len.min(3)];
+                self.read(epoch, &head, len);
+                return;
+            }
+            Event::Pong { epoch } => return self.read(epoch, &frame(Frame::Pong), 5),
+            Event::PeerPing { epoch } => return self.read(epoch, &frame(Frame::Ping), 5),
+            Event::Acked { epoch, count } => {
+                let mut bytes = Vec::new();
+                for i in 0..count {
+                    bytes.extend(frame(Frame::Data(format!("reply {i}").as_bytes())));
+                }
+                let n = bytes.len();
+                return self.read(epoch, &bytes, n);
+            }
+        };
+        let _ = self.s.handle_input(now, input);
+        self.poll();
+    }
+
+    /// Bytes from the peer on `epoch`, `fresh` of them new.
+    pub fn read(&mut self, epoch: Epoch, bytes: &[u8], fresh: usize) {
+        let mut got = Vec::new();
+        self.s
+            .handle_read(self.now, epoch, bytes, fresh, &mut |r| match r {
+                Received::Reply { id, body, .. } => got.push((Some(id), body.to_vec())),
+                Received::Message { body, .. } => got.push((None, body.to_vec())),
+                _ => unreachable!("no other unit exists"),
+            });
+        let bytes: usize = got.iter().map(|g| g.1.len()).sum();
+        self.s.inbound_taken(self.now, got.len(), bytes);
+        self.received.extend(got);
         self.poll();
     }
 
@@ -195,15 +375,25 @@ impl H {
     pub fn write_all(&mut self) -> (Vec<Vec<u8>>, bool) {
         let mut out = Vec::new();
         let mut pinged = false;
-        while let Some((epoch, ping)) = self.pending(|a| match a {
-            Action::Transmit { epoch, ping, .. } => Some((*epoch, *ping)),
-            _ => None,
-        }) {
-            out.extend(self.s.transmit_payloads().map(<[u8]>::to_vec));
+        while let Some((epoch, bytes)) = self.next_transmit() {
+            let (_, ping, data) = parse_transmit(&bytes);
+            out.extend(data);
             pinged |= ping;
             self.handle(Event::Written { epoch });
         }
         (out, pinged)
+    }
+
+    /// The next Transmit since the last `take`, with its bytes.
+    pub fn next_transmit(&mut self) -> Option<(Epoch, Vec<u8>)> {
+        self.poll();
+        for i in self.cursor..self.log.len() {
+            if let Action::Transmit { epoch } = self.log[i].1 {
+                self.cursor = i + 1;
+                return Some((epoch, self.sent.get(&i).cloned().unwrap_or_default()));
+            }
+        }
+        None
     }
 
     pub fn send(&mut self, p: &[u8], d: Delivery) -> MsgId {
@@ -214,7 +404,7 @@ impl H {
 }
 
 /// An AttemptFailed notification: (epoch, attempt, addr, error, next_delay).
-pub type Failure = (Epoch, u32, Option<SocketAddr>, NetError, Option<Duration>);
+pub type Failure = (Epoch, u32, Option<Addr>, NetError, Option<Duration>);
 
 /// Defaults with deterministic (jitter-free) backoff, so delays can be asserted exactly.
 pub fn plain() -> Config {
@@ -223,7 +413,7 @@ pub fn plain() -> Config {
 
 impl H {
     /// Runs the next resolve with `addrs`; returns the epoch and the address dialed.
-    pub fn resolve(&mut self, addrs: &[std::net::SocketAddr]) -> (Epoch, Option<SocketAddr>) {
+    pub fn resolve(&mut self, addrs: &[Addr]) -> (Epoch, Option<Addr>) {
         let epoch = loop {
             if let Some(e) = self.pending(|a| match a {
                 Action::Resolve { epoch } => Some(*epoch),
@@ -241,17 +431,11 @@ impl H {
         (epoch, dialed)
     }
 
-    /// The next Transmit since the last `take`: (epoch, pongs, ping, messages).
+    /// The next Transmit since the last `take`: (epoch, pongs, ping, data frames).
     pub fn transmit(&mut self) -> Option<(Epoch, u8, bool, usize)> {
-        self.pending(|a| match a {
-            Action::Transmit {
-                epoch,
-                pongs,
-                ping,
-                messages,
-            } => Some((*epoch, *pongs, *ping, *messages)),
-            _ => None,
-        })
+        let (epoch, bytes) = self.next_transmit()?;
+        let (pongs, ping, data) = parse_transmit(&bytes);
+        Some((epoch, pongs, ping, data.len()))
     }
 
     /// Every Close ever emitted.

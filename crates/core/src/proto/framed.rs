@@ -1,13 +1,21 @@
-//! Sans-IO framing shared by every adapter: bytes in, frames out; frames in, bytes out.
+//! Framing-only codecs, and [`Framed`], which makes any of them a [`Protocol`].
 //!
-//! A codec never buffers on its own: the adapter owns the read buffer and calls
-//! [`Codec::decode`] on it until it returns `Ok(None)` (need more bytes). Oversized or
-//! malformed input is a [`FrameError`] as soon as it can be recognised, so a lying peer can
-//! never make the read buffer grow beyond the maximum frame size plus one read.
+//! A [`Codec`] only splits bytes into frames ([`Frame::Data`], [`Frame::Ping`],
+//! [`Frame::Pong`]) and back: the protocol has no grammar of its own beyond that, so its
+//! heartbeat frames are whatever the codec recognises. For a line protocol that means a line's
+//! *content*: with [`LineCodec::plain`], a data line `PONG` is our heartbeat's answer, by
+//! construction. Protocols with a real grammar (RESP, NATS) have their own modules, where a
+//! value `+PONG` is data.
+//!
+//! Oversized or malformed input is a [`FrameError`] as soon as it can be recognised, so a
+//! lying peer can never make the read buffer grow beyond the maximum frame size plus one read.
 
 use alloc::vec::Vec;
 
 use crate::error::{FrameError, NetError};
+use crate::proto::{
+    ControlBuf, Expect, Handshake, Match, Meta, Open, Protocol, ReplyStatus, Route, Sending, Unit,
+};
 
 /// One unit of the wire protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +65,11 @@ pub trait Codec {
     /// The largest data frame this codec accepts, in bytes.
     fn max_frame(&self) -> usize;
 
+    /// Checks the codec's own settings (called when a session is built). Default: fine.
+    fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        Ok(())
+    }
+
     /// Whether [`Codec::encode`] would accept `payload` as a [`Frame::Data`], without encoding
     /// it. Default: only the length is checked against [`Codec::max_frame`]; codecs with other
     /// restrictions on data payloads should override it.
@@ -73,7 +86,7 @@ pub trait Codec {
 }
 
 /// Newline-delimited text lines (`\n` or `\r\n`; writes `\r\n`), with configurable heartbeat
-/// lines so it can speak to Redis, NATS and most line protocols.
+/// lines, recognised by content (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineCodec {
     /// The line we send as PING (`None`: the protocol has no client ping).
@@ -118,68 +131,6 @@ impl LineCodec {
             greeting_replies: 0,
             handshake_errors: Vec::new(),
             max_line: 64 << 10,
-        }
-    }
-
-    /// Redis inline protocol: `PING` answered by `+PONG`. Replies are single lines only for
-    /// commands with status/integer/error replies; do not send your own `PING` as data. In the
-    /// handshake (see [`LineCodec::with_auth`]), a refused password (`-WRONGPASS`, `-NOPERM`,
-    /// `-ERR invalid password`, `-ERR AUTH …`) fails for good; any other error reply
-    /// (`-ERR max number of clients reached`, `-LOADING`, …) fails the attempt, which is
-    /// retried.
-    pub fn redis() -> Self {
-        let permanent = [
-            &b"-WRONGPASS"[..],
-            b"-NOPERM",
-            b"-ERR invalid password",
-            b"-ERR AUTH",
-        ];
-        let mut handshake_errors: Vec<(Vec<u8>, NetError)> = permanent
-            .iter()
-            .map(|p| (p.to_vec(), NetError::PermissionDenied))
-            .collect();
-        handshake_errors.push((b"-".to_vec(), NetError::Refused));
-        LineCodec {
-            pong: Some(b"+PONG".to_vec()),
-            peer_ping: None,
-            handshake_errors,
-            max_line: 1 << 20,
-            ..LineCodec::plain()
-        }
-    }
-
-    /// Redis: `AUTH password` on every connection, its `+OK` read before the connection is
-    /// used (so it is never taken for the acknowledgement of a message); a refused password
-    /// stops retrying. For more commands, such as `SELECT`, use [`LineCodec::with_greeting`]
-    /// and [`LineCodec::with_greeting_replies`].
-    pub fn with_auth(self, password: &[u8]) -> Self {
-        let mut line = b"AUTH ".to_vec();
-        line.extend_from_slice(password);
-        self.with_greeting(Some(&line)).with_greeting_replies(1)
-    }
-
-    /// NATS client protocol: `CONNECT` then `PING` on every connection, our `PING` answered by
-    /// `PONG`, and the server's `PING` answered with `PONG`. The handshake reads the server's
-    /// `INFO` and the `PONG` to our `PING` (so the server has accepted `CONNECT`) before the
-    /// connection is used; neither is delivered as data. An authorization error in their place
-    /// fails for good; another `-ERR` fails the attempt, which is retried.
-    pub fn nats() -> Self {
-        LineCodec {
-            greeting: Some(
-                [
-                    &br#"CONNECT {"verbose":false,"pedantic":false}"#[..],
-                    b"\r\nPING",
-                ]
-                .concat(),
-            ),
-            greeting_replies: 2,
-            handshake_errors: alloc::vec![
-                (b"-ERR 'Authorization".to_vec(), NetError::PermissionDenied),
-                (b"-ERR 'Authentication".to_vec(), NetError::PermissionDenied),
-                (b"-ERR".to_vec(), NetError::Refused),
-            ],
-            max_line: 1 << 20,
-            ..LineCodec::plain()
         }
     }
 
@@ -292,6 +243,37 @@ impl Codec for LineCodec {
 
     fn max_frame(&self) -> usize {
         self.max_line
+    }
+
+    fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        use crate::error::ConfigError;
+        let lines = [
+            (
+                self.ping.as_deref(),
+                "the ping line is empty or holds a line break",
+            ),
+            (
+                self.pong.as_deref(),
+                "the pong line is empty or holds a line break",
+            ),
+            (
+                self.peer_ping.as_deref(),
+                "the peer ping line is empty or holds a line break",
+            ),
+            (
+                Some(&self.pong_reply[..]),
+                "the pong reply is empty or holds a line break",
+            ),
+        ];
+        for (line, problem) in lines {
+            if line.is_some_and(|l| l.is_empty() || l.iter().any(|&b| b == b'\r' || b == b'\n')) {
+                return Err(ConfigError::Protocol(problem));
+            }
+        }
+        if self.max_line == 0 {
+            return Err(ConfigError::Protocol("max_line is zero"));
+        }
+        Ok(())
     }
 
     fn check(&self, payload: &[u8]) -> Result<(), FrameError> {
@@ -427,6 +409,172 @@ impl Codec for LengthCodec {
     }
 }
 
+/// Whether a framed protocol's peer confirms messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AckMode {
+    /// A message is delivered once fully written to the socket. Default.
+    #[default]
+    None,
+    /// Every inbound data frame confirms the oldest written message (one reply per request,
+    /// in order); written-but-unconfirmed messages are in doubt when the connection dies.
+    InOrder,
+}
+
+/// Any [`Codec`] as a [`Protocol`]: data frames are messages (or, with [`AckMode::InOrder`],
+/// in-order replies), the codec's PING and PONG frames are the heartbeat, and its handshake
+/// ([`Codec::handshake`], [`Codec::handshake_replies`]) opens every connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Framed<C> {
+    codec: C,
+    acks: AckMode,
+    /// Handshake replies still to read on this connection.
+    handshake_left: usize,
+    control: ControlBuf,
+}
+
+impl<C: Codec> Framed<C> {
+    /// `codec`, without acknowledgements.
+    pub fn new(codec: C) -> Self {
+        Framed {
+            codec,
+            acks: AckMode::None,
+            handshake_left: 0,
+            control: ControlBuf::default(),
+        }
+    }
+
+    /// Sets whether the peer confirms messages.
+    pub fn with_acks(mut self, acks: AckMode) -> Self {
+        self.acks = acks;
+        self
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    /// The acknowledgement mode.
+    pub fn acks(&self) -> AckMode {
+        self.acks
+    }
+}
+
+impl<C: Codec> From<C> for Framed<C> {
+    fn from(codec: C) -> Self {
+        Framed::new(codec)
+    }
+}
+
+impl<C: Codec> Protocol for Framed<C> {
+    fn open(&mut self, _open: Open) -> Result<bool, FrameError> {
+        self.control.clear();
+        self.codec.handshake(self.control.buf());
+        self.handshake_left = self.codec.handshake_replies();
+        Ok(self.handshake_left > 0)
+    }
+
+    fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Unit<'a>, usize)>, FrameError> {
+        let Some((frame, used)) = self.codec.decode(buf)? else {
+            return Ok(None);
+        };
+        if used == 0 {
+            return Err(FrameError::Malformed {
+                reason: "codec decoded a frame from zero bytes",
+            });
+        }
+        let unit = if self.handshake_left > 0 {
+            let step = match frame {
+                Frame::Data(reply) => match self.codec.handshake_reply(reply) {
+                    Ok(()) => None,
+                    Err(error) => Some(Handshake::Refused {
+                        error,
+                        text: reply,
+                        retry_after: None,
+                    }),
+                },
+                // The answer to a PING in the handshake.
+                Frame::Pong => None,
+                // Not answered: the connection is not usable yet.
+                Frame::Ping => return Ok(Some((Unit::Control, used))),
+            };
+            Unit::Handshake(step.unwrap_or_else(|| {
+                self.handshake_left -= 1;
+                if self.handshake_left == 0 {
+                    Handshake::Accepted {
+                        resumed: false,
+                        keepalive: None,
+                    }
+                } else {
+                    Handshake::Progress
+                }
+            }))
+        } else {
+            match frame {
+                Frame::Data(body) if self.acks == AckMode::InOrder => Unit::Reply {
+                    to: Match::Next,
+                    body,
+                    status: ReplyStatus::Done,
+                },
+                Frame::Data(body) => Unit::Message {
+                    route: Route::None,
+                    body,
+                    meta: Meta::default(),
+                },
+                Frame::Ping => {
+                    self.codec.encode(Frame::Pong, self.control.buf())?;
+                    Unit::Control
+                }
+                Frame::Pong => Unit::Reply {
+                    to: Match::Heartbeat { token: None },
+                    body: &[],
+                    status: ReplyStatus::Done,
+                },
+            }
+        };
+        Ok(Some((unit, used)))
+    }
+
+    fn check(&self, msg: &[u8]) -> Result<(), FrameError> {
+        self.codec.check(msg)
+    }
+
+    fn encode(
+        &mut self,
+        msg: &[u8],
+        _send: Sending,
+        out: &mut Vec<u8>,
+    ) -> Result<Expect, FrameError> {
+        self.codec.encode(Frame::Data(msg), out)?;
+        Ok(match self.acks {
+            AckMode::None => Expect::Written,
+            AckMode::InOrder => Expect::Next,
+        })
+    }
+
+    fn encode_ping(&mut self, _token: u64, out: &mut Vec<u8>) -> Option<Expect> {
+        let before = out.len();
+        self.codec.encode(Frame::Ping, out).ok()?;
+        (out.len() > before).then_some(Expect::Heartbeat)
+    }
+
+    fn control_pending(&self) -> usize {
+        self.control.len()
+    }
+
+    fn write_control(&mut self, out: &mut Vec<u8>) {
+        self.control.drain_into(out);
+    }
+
+    fn max_frame(&self) -> usize {
+        self.codec.max_frame()
+    }
+
+    fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        self.codec.validate()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,58 +591,6 @@ mod tests {
             buf = &buf[n..];
         }
         Ok(out)
-    }
-
-    #[test]
-    fn handshake_replies_are_counted_and_refusals_are_permanent() {
-        let mut redis = LineCodec::redis().with_auth(b"s3cret");
-        let mut out = Vec::new();
-        redis.handshake(&mut out);
-        assert_eq!(out, b"AUTH s3cret\r\n");
-        assert_eq!(redis.handshake_replies(), 1);
-        assert_eq!(redis.handshake_reply(b"+OK"), Ok(()));
-        assert_eq!(
-            redis.handshake_reply(b"-WRONGPASS invalid username-password pair"),
-            Err(NetError::PermissionDenied)
-        );
-        assert!(!NetError::PermissionDenied.is_retryable());
-        // Not a refused password: retried.
-        let busy = redis.handshake_reply(b"-ERR max number of clients reached");
-        assert_eq!(busy, Err(NetError::Refused));
-        assert!(NetError::Refused.is_retryable());
-        let mut nats = LineCodec::nats();
-        out.clear();
-        nats.handshake(&mut out);
-        assert!(out.ends_with(b"}\r\nPING\r\n"), "CONNECT then PING");
-        assert_eq!(nats.handshake_replies(), 2, "INFO and the PONG");
-        assert_eq!(nats.handshake_reply(b"INFO {}"), Ok(()));
-        assert_eq!(
-            nats.handshake_reply(b"-ERR 'Authorization Violation'"),
-            Err(NetError::PermissionDenied)
-        );
-        assert_eq!(
-            nats.handshake_reply(b"-ERR 'Maximum Connections Exceeded'"),
-            Err(NetError::Refused)
-        );
-        assert_eq!(LineCodec::plain().handshake_replies(), 0);
-        assert_eq!(LengthCodec::default().handshake_replies(), 0);
-    }
-
-    #[test]
-    fn lines_and_heartbeats() {
-        let mut c = LineCodec::redis();
-        let got = decode_all(&mut c, b"+OK\r\n+PONG\r\n:1\npartial").unwrap();
-        assert_eq!(
-            got,
-            vec![b"+OK".to_vec(), b"<pong>".to_vec(), b":1".to_vec()]
-        );
-        let mut n = LineCodec::nats();
-        assert_eq!(decode_all(&mut n, b"PING\r\nPONG\r\n").unwrap().len(), 2);
-        let mut out = Vec::new();
-        n.handshake(&mut out);
-        n.encode(Frame::Pong, &mut out).unwrap();
-        assert!(out.starts_with(b"CONNECT {"));
-        assert!(out.ends_with(b"\r\nPONG\r\n"));
     }
 
     #[test]
