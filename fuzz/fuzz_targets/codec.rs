@@ -65,8 +65,8 @@ fuzz_target!(|data: &[u8]| {
     let (sel, buf) = data.split_first().map_or((0, data), |(s, r)| (*s, r));
     let small = usize::from(sel >> 4) * 3;
     exercise(&LineCodec::plain(), buf);
-    exercise(&LineCodec::redis(), buf);
-    exercise(&LineCodec::nats().with_max_line(small), buf);
+    exercise(&LineCodec::plain().with_ping(b"PING", b"+PONG"), buf);
+    exercise(&LineCodec::plain().with_max_line(small), buf);
     exercise(&LineCodec::plain().with_max_line(usize::MAX - small), buf);
     exercise(&LengthCodec::default(), buf);
     exercise(&LengthCodec::new(small), buf);

@@ -390,3 +390,24 @@ fn a_message_is_exactly_one_command_that_keeps_the_framing() {
     assert!(check_command(b"*0\r\n").is_err());
     assert!(check_command(b"*1\r\n:1\r\n").is_err());
 }
+
+/// Found by the `protocols` fuzz target: a bulk string whose CR LF is missing (or is other
+/// bytes) was parsed, claiming more bytes than it was given.
+#[test]
+fn a_value_never_claims_bytes_it_was_not_given() {
+    for bad in [
+        &b"$5\r\n+(\r\r\n"[..],
+        b"$2\r\nab",
+        b"$2\r\nabXY",
+        b"*1\r\n$1\r\nx\r",
+        b"!3\r\nERRxx",
+    ] {
+        assert!(
+            Value::parse(bad).is_err(),
+            "{:?} parsed",
+            alloc::string::String::from_utf8_lossy(bad)
+        );
+    }
+    let (v, used) = Value::parse(b"$5\r\n+(\r\r\n\r\n").expect("a whole bulk");
+    assert_eq!((v, used), (Value::Bulk(b"+(\r\r\n"), 11));
+}

@@ -163,6 +163,10 @@ fn parse_at(bytes: &[u8], pos: usize, depth: usize) -> Result<(Value<'_>, usize)
             let body = bytes
                 .get(after..after + n)
                 .ok_or(malformed("RESP bulk string cut short"))?;
+            // Its terminator must be there and be CR LF: never claim bytes that are not.
+            if bytes.get(after + n..after + n + 2) != Some(b"\r\n") {
+                return Err(malformed("RESP bulk string without its CR LF"));
+            }
             let v = match kind {
                 b'$' => Value::Bulk(body),
                 b'!' => Value::Error(body),
