@@ -393,13 +393,9 @@ impl Simulation {
                     return; // Lost on the wire, or the socket is gone.
                 }
                 let mut codec = LengthCodec::default();
-                let frame = match ev.what {
-                    What::Acked(..) => Frame::Data(b"+"),
-                    _ => Frame::Pong,
-                };
-                let n = match ev.what {
-                    What::Acked(_, n) => n,
-                    _ => 1,
+                let (frame, n) = match ev.what {
+                    What::Acked(_, n) => (Frame::Data(b"+"), n),
+                    _ => (Frame::Pong, 1),
                 };
                 for _ in 0..n {
                     codec

@@ -21,18 +21,23 @@ where
     let args: Vec<A> = args.into_iter().collect();
     let mut out =
         Vec::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+    cmd_into(&mut out, &args);
+    out
+}
+
+/// Appends the encoding of [`cmd`]`(args)` to `out`, without a buffer of its own.
+pub(crate) fn cmd_into<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
     out.push(b'*');
-    push_decimal(&mut out, args.len() as u64);
+    push_decimal(out, args.len() as u64);
     out.extend_from_slice(b"\r\n");
-    for a in &args {
+    for a in args {
         let a = a.as_ref();
         out.push(b'$');
-        push_decimal(&mut out, a.len() as u64);
+        push_decimal(out, a.len() as u64);
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
-    out
 }
 
 /// Splits a line into arguments the way redis-cli does: blanks separate arguments;

@@ -136,6 +136,19 @@ impl Default for Resp {
 }
 
 impl Resp {
+    /// Writes the (un)subscription request for `spec` with the verb for its kind (channel,
+    /// pattern, shard channel), and notes its position: its confirmation comes in order.
+    fn sub_op(&mut self, spec: &[u8], verbs: [&'static [u8]; 3], out: &mut Vec<u8>) -> Expect {
+        let verb = match spec[0] {
+            CHANNEL => verbs[0],
+            PATTERN => verbs[1],
+            _ => verbs[2],
+        };
+        command::cmd_into(out, &[verb, &spec[1..]]);
+        self.sub_ops.push_back(self.sent);
+        self.sent += 1;
+        Expect::Next
+    }
     /// RESP2, no setup, default limits.
     pub fn new() -> Self {
         Resp {
@@ -505,15 +518,7 @@ impl Protocol for Resp {
         _id: SubId,
         out: &mut Vec<u8>,
     ) -> Result<Expect, FrameError> {
-        let verb: &[u8] = match spec[0] {
-            CHANNEL => b"SUBSCRIBE",
-            PATTERN => b"PSUBSCRIBE",
-            _ => b"SSUBSCRIBE",
-        };
-        out.extend_from_slice(&cmd([verb, &spec[1..]]));
-        self.sub_ops.push_back(self.sent);
-        self.sent += 1;
-        Ok(Expect::Next)
+        Ok(self.sub_op(spec, [b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"], out))
     }
 
     fn encode_unsubscribe(
@@ -522,15 +527,11 @@ impl Protocol for Resp {
         _id: SubId,
         out: &mut Vec<u8>,
     ) -> Result<Expect, FrameError> {
-        let verb: &[u8] = match spec[0] {
-            CHANNEL => b"UNSUBSCRIBE",
-            PATTERN => b"PUNSUBSCRIBE",
-            _ => b"SUNSUBSCRIBE",
-        };
-        out.extend_from_slice(&cmd([verb, &spec[1..]]));
-        self.sub_ops.push_back(self.sent);
-        self.sent += 1;
-        Ok(Expect::Next)
+        Ok(self.sub_op(
+            spec,
+            [b"UNSUBSCRIBE", b"PUNSUBSCRIBE", b"SUNSUBSCRIBE"],
+            out,
+        ))
     }
 
     fn route_matches(&self, route: &Route<'_>, _id: SubId, spec: &[u8]) -> bool {
