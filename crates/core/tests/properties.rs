@@ -220,3 +220,18 @@ fn regression_no_eviction_for_a_message_that_cannot_fit_anyway() {
         &ops,
     );
 }
+
+/// Every input kept under `fuzz/regressions/` runs clean through the shared checker (the
+/// fuzz target's own entry point), so a finding fixed once stays fixed in `cargo test`.
+#[test]
+fn regression_fuzz_inputs_kept_in_the_tree_run_clean() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let mut ran = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions exists") {
+        let path = entry.expect("readable entry").path();
+        let data = std::fs::read(&path).expect("readable input");
+        check::run(&data);
+        ran += 1;
+    }
+    assert!(ran > 0, "no inputs under {}", dir.display());
+}

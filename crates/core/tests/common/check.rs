@@ -1,12 +1,14 @@
 //! An invariant-checking host shared by the property tests and the `session` fuzz target.
 //!
 //! Input is plain bytes: the first bytes pick a configuration and a protocol (length-framed
-//! without acks, length-framed with in-order acks, RESP2, RESP3), the rest decode into
+//! without acks, length-framed with in-order acks, RESP2, RESP3, NATS), the rest decode into
 //! operations: inputs with current, old or made-up epochs, user commands, time steps, and a
 //! **peer model** that reads what the session wrote with the protocol's grammar and answers
-//! like a server would: in order, with replies whose bytes name the request they answer
-//! (values such as `+PONG`, CR LF and `-ERR` included), pushes for its subscriptions, pings,
-//! answers split at any byte, and now and then a reply to nothing. `run` applies them and
+//! like a server would: in order (RESP, NATS `PONG`), by key and out of order (NATS requests
+//! through the inbox, "no responders" among them), with replies whose bytes name the request
+//! they answer (values such as `+PONG`, `PING`, CR LF and `-ERR` included), messages for its
+//! subscriptions (NATS `MSG` and `HMSG` by sid), its own pings, answers split at any byte, and
+//! now and then a reply to nothing. `run` applies them and
 //! asserts, after every step, the invariants of DESIGN.md, that every reply is credited to
 //! the request it answers (checked by value), and that the peer executed each message within
 //! [delivered, delivered + in doubt]; it panics with a message naming the broken one.
@@ -81,7 +83,13 @@ pub enum Kind {
     Resp2,
     /// RESP3 (a `HELLO 3` handshake on every connection).
     Resp3,
+    /// The NATS client protocol: `INFO` from the peer, `CONNECT` and `PING` back; publishes
+    /// confirmed by a later `PONG`, requests answered by key through the inbox, in any order.
+    Nats,
 }
+
+/// The inbox of the NATS sessions.
+const INBOX: &str = "_INBOX.chk";
 
 impl Kind {
     fn resp(self) -> bool {
@@ -95,10 +103,12 @@ impl Kind {
             Kind::Acked => Box::new(Framed::new(len).with_acks(AckMode::InOrder)),
             Kind::Resp2 => Box::new(Resp::new()),
             Kind::Resp3 => Box::new(Resp::new().resp3()),
+            Kind::Nats => Box::new(Nats::new().with_inbox(INBOX)),
         }
     }
 }
 
+use redial_core::proto::nats::{self, Nats};
 use redial_core::proto::resp::Resp;
 
 /// A configuration chosen by bytes; always valid.
@@ -150,10 +160,12 @@ pub fn config(b: &mut Bytes<'_>) -> Setup {
         }
     });
     let t = b.u8();
-    let kind = match b.u8() % 4 {
-        0 => Kind::Frames,
-        1 => Kind::Acked,
+    // (Half of what was RESP2 before NATS came: kept inputs keep their protocol otherwise.)
+    let kind = match b.u8() % 8 {
+        0 | 4 => Kind::Frames,
+        1 | 5 => Kind::Acked,
         2 => Kind::Resp2,
+        6 => Kind::Nats,
         _ => Kind::Resp3,
     };
     let extra = b.u8();
@@ -330,6 +342,82 @@ pub fn decode(data: &[u8]) -> (Setup, Vec<Op>) {
     (setup, ops)
 }
 
+/// One operation a NATS client wrote, read by its grammar (a payload by its declared count).
+#[derive(Debug)]
+enum NatsOp<'a> {
+    Connect,
+    Ping,
+    Pong,
+    /// `PUB`/`HPUB`: the whole operation (what the user enqueued) and its reply subject.
+    Pub {
+        whole: &'a [u8],
+        reply: &'a [u8],
+    },
+    Sub {
+        subject: &'a [u8],
+        sid: u64,
+    },
+    Unsub {
+        sid: u64,
+    },
+}
+
+fn number(w: &[u8]) -> u64 {
+    std::str::from_utf8(w)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a number in a NATS line: {w:?}"))
+}
+
+/// Every operation in bytes a NATS session wrote; they must be whole.
+fn nats_ops(mut rest: &[u8]) -> Vec<NatsOp<'_>> {
+    let mut ops = Vec::new();
+    while !rest.is_empty() {
+        let nl = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("NATS operations end with CR LF");
+        let line = &rest[..nl];
+        let words: Vec<&[u8]> = line
+            .split(|&b| b == b' ')
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut used = nl + 2;
+        let op = match (words.first().copied().unwrap_or(b""), words.len()) {
+            (b"CONNECT", _) => NatsOp::Connect,
+            (b"PING", 1) => NatsOp::Ping,
+            (b"PONG", 1) => NatsOp::Pong,
+            (b"PUB", 3 | 4) | (b"HPUB", 4 | 5) => {
+                let total = number(words[words.len() - 1]) as usize;
+                used += total + 2;
+                assert_eq!(&rest[used - 2..used], b"\r\n", "a payload ends with CR LF");
+                let with_reply = words.len() == if words[0] == b"PUB" { 4 } else { 5 };
+                NatsOp::Pub {
+                    whole: &rest[..used],
+                    reply: if with_reply { words[2] } else { b"" },
+                }
+            }
+            (b"SUB", 3) => NatsOp::Sub {
+                subject: words[1],
+                sid: number(words[2]),
+            },
+            (b"UNSUB", 2 | 3) => NatsOp::Unsub {
+                sid: number(words[1]),
+            },
+            _ => panic!("the session wrote {:?}", String::from_utf8_lossy(line)),
+        };
+        ops.push(op);
+        rest = &rest[used..];
+    }
+    ops
+}
+
+/// The token of a reply subject in the checker's inbox.
+fn inbox_token(reply: &[u8]) -> Option<u64> {
+    let rest = reply.strip_prefix(INBOX.as_bytes())?.strip_prefix(b".")?;
+    Some(number(rest))
+}
+
 /// A request the peer read and has not answered yet.
 #[derive(Clone, Debug)]
 enum Req {
@@ -352,6 +440,14 @@ struct Peer {
     pings: u32,
     /// Channels subscribed on this connection.
     channels: BTreeSet<Vec<u8>>,
+    /// NATS: subscriptions on this connection, by sid.
+    sids: BTreeMap<u64, Vec<u8>>,
+    /// NATS: requests read and not answered (the message, its reply subject's token).
+    requests: Vec<(MsgId, u64)>,
+    /// NATS: whether the next answer prefers a request over the oldest `PONG` owed.
+    requests_first: bool,
+    /// NATS: our `PING`s not yet answered with `PONG`.
+    peer_pings: u32,
     /// Bytes on their way to the session.
     to_session: Vec<u8>,
     /// A garbled byte went out: what follows proves nothing.
@@ -386,8 +482,8 @@ pub struct Run {
     outcomes: BTreeMap<MsgId, Outcome>,
     /// Times each message reached the peer.
     executed: BTreeMap<MsgId, u32>,
-    /// Replies the peer sent for each message, not yet received.
-    expected: BTreeMap<MsgId, VecDeque<Vec<u8>>>,
+    /// Replies the peer sent for each message, not yet received, and whether each refuses.
+    expected: BTreeMap<MsgId, VecDeque<(Vec<u8>, bool)>>,
     /// Messages the peer published: body -> channel.
     published: BTreeMap<Vec<u8>, Vec<u8>>,
     subs: BTreeMap<SubId, Vec<u8>>,
@@ -502,6 +598,13 @@ impl Run {
                         ids.push(*id);
                     }
                     rest = &rest[n..];
+                }
+            }
+            Kind::Nats => {
+                for op in nats_ops(bytes) {
+                    if let NatsOp::Pub { whole, .. } = op {
+                        ids.push(self.by_payload.get(whole).copied().expect("a PUB is ours"));
+                    }
                 }
             }
         }
@@ -664,11 +767,9 @@ impl Run {
                         if self.kind != Kind::Frames {
                             assert!(executed > 0, "{id:?} delivered but the peer never had it");
                         }
-                        if matches!(
-                            self.kind,
-                            Kind::Frames | Kind::Acked | Kind::Resp2 | Kind::Resp3
-                        ) {
-                            // One connection at a time answers in order.
+                        if self.kind != Kind::Nats {
+                            // One connection at a time answers in order (NATS requests are
+                            // answered by key, in any order).
                             if let Some(last) = self.last_delivered {
                                 assert!(*id > last, "inv4: delivered out of order");
                             }
@@ -740,7 +841,11 @@ impl Run {
         let epoch = input.epoch();
         let stale = epoch != self.latest;
         let before = stale.then(|| (self.snapshot(), self.s.stats().stale_inputs));
+        let was_reading = self.s.reading() == Some(epoch);
         let handled = self.s.handle_input(self.now, input);
+        if matches!(input, Input::DialOk { .. }) && !was_reading {
+            self.peer_connected(epoch);
+        }
         if let (Some((ce, _)), Input::Closed { .. }) = (self.closing, input) {
             if ce == epoch {
                 self.closing = None;
@@ -846,7 +951,80 @@ impl Run {
                     self.peer.fifo.push_back(req);
                 }
             }
+            Kind::Nats => {
+                for op in nats_ops(&bytes) {
+                    match op {
+                        // Not verbose: nothing answers CONNECT, PUB, SUB or UNSUB.
+                        NatsOp::Connect => {}
+                        NatsOp::Ping => self.peer.fifo.push_back(Req::Ping),
+                        NatsOp::Pong => {
+                            assert!(self.peer.peer_pings > 0, "a PONG to a PING never sent");
+                            self.peer.peer_pings -= 1;
+                        }
+                        NatsOp::Pub { whole, reply } => {
+                            let id = self.by_payload[whole];
+                            if seen.insert(id) {
+                                self.execute(id);
+                            }
+                            // A responder answers through the inbox, if it is in place.
+                            if let Some(token) = inbox_token(reply) {
+                                if self.peer.sids.contains_key(&0) {
+                                    self.peer.requests.push((id, token));
+                                }
+                            }
+                        }
+                        NatsOp::Sub { subject, sid } => {
+                            self.peer.sids.insert(sid, subject.to_vec());
+                        }
+                        NatsOp::Unsub { sid } => {
+                            self.peer.sids.remove(&sid);
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// A NATS server accepted the connection on `epoch`: it speaks first, with `INFO`.
+    fn peer_connected(&mut self, epoch: Epoch) {
+        if self.kind != Kind::Nats || self.s.reading() != Some(epoch) {
+            return;
+        }
+        self.rx_epoch = epoch;
+        self.rx.clear();
+        self.rx_blocked = false;
+        self.peer = Peer::default();
+        self.expected.clear();
+        self.peer.to_session.extend_from_slice(
+            b"INFO {\"server_id\":\"chk\",\"max_payload\":1048576,\"headers\":true}\r\n",
+        );
+    }
+
+    /// The NATS peer answers a request it read, chosen by `pick` among those outstanding
+    /// (so in any order): with the reply, or with "no responders" when `refuse`.
+    fn nats_answer(&mut self, pick: usize, refuse: bool) {
+        let (id, token) = self.peer.requests.remove(pick % self.peer.requests.len());
+        let subject = format!("{INBOX}.{token}");
+        let (out, body) = if refuse {
+            let head = b"NATS/1.0 503\r\n\r\n";
+            let mut out =
+                format!("HMSG {subject} 0 {} {}\r\n", head.len(), head.len()).into_bytes();
+            out.extend_from_slice(head);
+            out.extend_from_slice(b"\r\n");
+            (out, Vec::new())
+        } else {
+            // The reply names its request, in bytes that look like the protocol.
+            let body = format!("re:{}\r\nPONG\r\n+OK\r\nMSG x 1 2", id.get()).into_bytes();
+            let mut out = format!("MSG {subject} 0 {}\r\n", body.len()).into_bytes();
+            out.extend_from_slice(&body);
+            out.extend_from_slice(b"\r\n");
+            (out, body)
+        };
+        self.expected
+            .entry(id)
+            .or_default()
+            .push_back((body, refuse));
+        self.peer.to_session.extend_from_slice(&out);
     }
 
     fn execute(&mut self, id: MsgId) {
@@ -859,12 +1037,22 @@ impl Run {
         assert!(*n <= limit, "{id:?} executed {n} times by the peer");
     }
 
-    /// The peer answers its oldest request.
+    /// The peer answers its oldest request (NATS: that, or a request, by turns).
     fn peer_reply(&mut self, error: bool) {
+        if self.kind == Kind::Nats {
+            self.peer.requests_first = !self.peer.requests_first;
+            let requests = !self.peer.requests.is_empty();
+            if requests && (self.peer.requests_first || self.peer.fifo.is_empty()) {
+                let pick = self.next_payload as usize;
+                self.nats_answer(pick, error);
+                return;
+            }
+        }
         let Some(req) = self.peer.fifo.pop_front() else {
             return;
         };
         let bytes = match req {
+            Req::Ping if self.kind == Kind::Nats => b"PONG\r\n".to_vec(),
             Req::Ping => b"+PONG\r\n".to_vec(),
             Req::Hello => b"%1\r\n+server\r\n+redis\r\n".to_vec(),
             Req::Msg(id, reply) => {
@@ -873,10 +1061,11 @@ impl Run {
                 } else {
                     reply
                 };
+                let refused = reply.first() == Some(&b'-');
                 self.expected
                     .entry(id)
                     .or_default()
-                    .push_back(reply.clone());
+                    .push_back((reply.clone(), refused));
                 if self.kind.resp() {
                     reply
                 } else {
@@ -913,6 +1102,34 @@ impl Run {
         self.next_payload += 1;
         let body = format!("+PONG\r\n-ERR {}\r\n", self.next_payload).into_bytes();
         match self.kind {
+            Kind::Nats => {
+                let ch = channel_name(n);
+                let body = [&body[..], b"PING\r\nMSG ch0 1 3\r\n"].concat();
+                let sids: Vec<u64> = self
+                    .peer
+                    .sids
+                    .iter()
+                    .filter(|(_, subject)| **subject == ch)
+                    .map(|(sid, _)| *sid)
+                    .collect();
+                for sid in sids {
+                    // Every other one with headers (HMSG): the payload is what follows them.
+                    let ch = String::from_utf8_lossy(&ch);
+                    if self.next_payload % 2 == 0 {
+                        let head = b"NATS/1.0\r\nK: PING\r\n\r\n";
+                        let total = head.len() + body.len();
+                        let line = format!("HMSG {ch} {sid} {} {total}\r\n", head.len());
+                        self.peer.to_session.extend_from_slice(line.as_bytes());
+                        self.peer.to_session.extend_from_slice(head);
+                    } else {
+                        let line = format!("MSG {ch} {sid} {}\r\n", body.len());
+                        self.peer.to_session.extend_from_slice(line.as_bytes());
+                    }
+                    self.peer.to_session.extend_from_slice(&body);
+                    self.peer.to_session.extend_from_slice(b"\r\n");
+                }
+                self.published.insert(body, ch);
+            }
             Kind::Frames => {
                 LengthCodec::new(256)
                     .encode(Frame::Data(&body), &mut self.peer.to_session)
@@ -951,21 +1168,35 @@ impl Run {
         // Everything the session wrote was answered: nothing waits for an in-order reply.
         if self.kind.resp() {
             self.peer.to_session.extend_from_slice(b"+OK\r\n");
+        } else if self.kind == Kind::Nats {
+            self.peer.to_session.extend_from_slice(b"PONG\r\n");
         } else {
             LengthCodec::new(256)
                 .encode(Frame::Data(b"extra"), &mut self.peer.to_session)
                 .unwrap();
         }
-        // Read it all, with room to take it.
+        // Read it all, taking what is handed out as it comes: with a small inbound bound the
+        // session pauses reading after each message, and the `+OK` waits behind them.
         self.consume = true;
-        let (m, b) = std::mem::take(&mut self.held);
-        self.s.inbound_taken(self.now, m, b);
-        let at = self.now;
-        self.drain(at);
-        if !self.s.wants_read() || self.s.connection() != Some(epoch) {
-            return;
+        let mut rounds = 0;
+        loop {
+            let (m, b) = std::mem::take(&mut self.held);
+            self.s.inbound_taken(self.now, m, b);
+            let at = self.now;
+            self.drain(at);
+            if self.s.connection() != Some(epoch) {
+                return; // Dropped: the reply to nothing was refused (or a deadline due now hit).
+            }
+            if !self.s.wants_read() {
+                return; // Paused for a reason no taking clears: nothing to prove.
+            }
+            if self.rx.is_empty() && self.peer.to_session.is_empty() {
+                break;
+            }
+            rounds += 1;
+            assert!(rounds < 10_000, "the session never finished reading");
+            self.feed(0, EpochSel::Latest);
         }
-        self.feed(0, EpochSel::Latest);
         assert_ne!(
             self.s.connection(),
             Some(epoch),
@@ -1059,11 +1290,11 @@ impl Run {
                         });
                     assert_eq!(
                         body,
-                        want,
+                        want.0,
                         "a reply credited to the wrong request: {id:?} got {:?}",
                         String::from_utf8_lossy(&body)
                     );
-                    assert_eq!(refused, body.first() == Some(&b'-'));
+                    assert_eq!(refused, want.1, "{id:?}: refused or not as the peer said");
                 }
                 None if self.peer.garbled => {}
                 None => {
@@ -1138,6 +1369,20 @@ impl Run {
                 let verb = if n % 3 == 0 { "PING" } else { "ECHO" };
                 cmd([verb.as_bytes(), &arg])
             }
+            Kind::Nats => {
+                // A payload that looks like the protocol; every third one a request.
+                let mut arg = format!("PING\r\n+OK\r\n-ERR x\r\nMSG a 1 {n}\r\n").into_bytes();
+                arg.resize(arg.len() + usize::from(len), marker);
+                let subject = format!("svc.{}", n % 3);
+                if n % 3 == 0 {
+                    Nats::new()
+                        .with_inbox(INBOX)
+                        .request(n, &subject, &arg)
+                        .expect("a valid request")
+                } else {
+                    nats::publish(&subject, &arg).expect("a valid publish")
+                }
+            }
         }
     }
 
@@ -1183,7 +1428,7 @@ impl Run {
                     while let Some((epoch, bytes)) = self.in_transit.pop_front() {
                         self.peer_reads(epoch, bytes);
                     }
-                    while !self.peer.fifo.is_empty() {
+                    while !self.peer.fifo.is_empty() || !self.peer.requests.is_empty() {
                         self.peer_reply(n & 1 == 1 && round == 0);
                     }
                     if self.kind != Kind::Resp2 && self.kind != Kind::Resp3 {
@@ -1205,12 +1450,16 @@ impl Run {
                 }
             }
             Op::PeerPong => {
-                if !self.kind.resp() && self.peer.pings > 0 {
+                if self.kind != Kind::Nats && !self.kind.resp() && self.peer.pings > 0 {
                     self.peer.pings -= 1;
                     LengthCodec::new(256)
                         .encode(Frame::Pong, &mut self.peer.to_session)
                         .unwrap();
                 }
+            }
+            Op::PeerPing if self.kind == Kind::Nats => {
+                self.peer.peer_pings += 1;
+                self.peer.to_session.extend_from_slice(b"PING\r\n");
             }
             Op::PeerPing => {
                 if !self.kind.resp() {
@@ -1307,8 +1556,15 @@ impl Run {
             }
             Op::Subscribe(n) => {
                 let ch = channel_name(n);
-                if let Ok(id) = self.s.subscribe(self.now, resp::channel(&ch)) {
-                    assert!(self.kind.resp(), "only RESP has subscriptions here");
+                let spec = match self.kind {
+                    Kind::Nats => nats::subscription(&String::from_utf8_lossy(&ch), None),
+                    _ => resp::channel(&ch),
+                };
+                if let Ok(id) = self.s.subscribe(self.now, spec) {
+                    assert!(
+                        self.kind.resp() || self.kind == Kind::Nats,
+                        "only RESP and NATS have subscriptions here"
+                    );
                     self.subs.insert(id, ch);
                 }
                 let at = self.now;

@@ -467,7 +467,10 @@ impl Protocol for Resp {
     }
 
     fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Unit<'a>, usize)>, FrameError> {
-        let Some(len) = self.scanner.scan(buf, &self.limits)? else {
+        let Some(len) = self
+            .scanner
+            .scan(buf, &self.limits, self.version == Version::Resp3)?
+        else {
             return Ok(None);
         };
         let unit = self.decode_unit(&buf[..len])?;

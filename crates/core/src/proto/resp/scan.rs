@@ -87,14 +87,18 @@ pub(crate) fn parse_i64(line: &[u8]) -> Option<i64> {
 }
 
 /// The index of the `\r` ending the line that starts at `from`, if the line is complete.
+/// A line holds neither CR nor LF: a bare one is refused, never read as data.
 pub(crate) fn line_end(buf: &[u8], from: usize) -> Result<Option<usize>, FrameError> {
     let Some(off) = buf
         .get(from..)
-        .and_then(|b| b.iter().position(|&c| c == b'\r'))
+        .and_then(|b| b.iter().position(|&c| c == b'\r' || c == b'\n'))
     else {
         return Ok(None);
     };
     let cr = from + off;
+    if buf[cr] == b'\n' {
+        return Err(malformed("LF without CR in a RESP line"));
+    }
     match buf.get(cr + 1) {
         None => Ok(None),
         Some(b'\n') => Ok(Some(cr)),
@@ -110,7 +114,13 @@ impl Scanner {
 
     /// The length of the complete value at the start of `buf`, or `None` if it is not all
     /// there yet. `buf` must start where the previous call's did (more bytes appended).
-    pub(crate) fn scan(&mut self, buf: &[u8], lim: &Limits) -> Result<Option<usize>, FrameError> {
+    /// `resp3`: RESP3's types are taken; without it, only RESP2's five.
+    pub(crate) fn scan(
+        &mut self,
+        buf: &[u8],
+        lim: &Limits,
+        resp3: bool,
+    ) -> Result<Option<usize>, FrameError> {
         if !self.active {
             *self = Scanner {
                 active: true,
@@ -123,6 +133,19 @@ impl Scanner {
             let Some(&kind) = buf.get(pos) else {
                 return Ok(None);
             };
+            // A byte that starts no value of the version spoken is refused at once, not
+            // after its line.
+            match kind {
+                b'+' | b'-' | b':' | b'$' | b'*' => {}
+                b'_' | b'#' | b',' | b'(' | b'!' | b'=' | b'~' | b'>' | b'%' | b'|' if resp3 => {}
+                b'_' | b'#' | b',' | b'(' | b'!' | b'=' | b'~' | b'>' | b'%' | b'|' => {
+                    return Err(malformed("a RESP3 type on a RESP2 connection"))
+                }
+                b'?' | b';' | b'.' => {
+                    return Err(malformed("streamed RESP3 values are not supported"))
+                }
+                _ => return Err(malformed("unknown RESP type byte")),
+            }
             let header = matches!(kind, b'$' | b'!' | b'=' | b'*' | b'~' | b'>' | b'%' | b'|');
             let Some(cr) = line_end(buf, pos + 1)? else {
                 if header && buf.len() - pos > MAX_HEADER_LINE + 1 {
@@ -235,9 +258,7 @@ impl Scanner {
                         }
                     }
                 }
-                b'?' | b';' | b'.' => {
-                    return Err(malformed("streamed RESP3 values are not supported"))
-                }
+                // Refused above, before the line.
                 _ => return Err(malformed("unknown RESP type byte")),
             }
             self.pos = after;

@@ -69,7 +69,8 @@ fn hostile_replies() -> Vec<Vec<u8>> {
 #[test]
 fn every_value_is_one_unit_whatever_its_bytes_and_wherever_the_read_stops() {
     let all: Vec<u8> = hostile_replies().concat();
-    let whole = units(&mut Resp::new(), &all, all.len());
+    // RESP3 takes every type; RESP2 refuses those it does not have (a test below).
+    let whole = units(&mut Resp::new().resp3(), &all, all.len());
     assert_eq!(whole.len(), hostile_replies().len());
     assert!(
         whole.iter().all(|(t, _)| t == b"reply"),
@@ -85,7 +86,7 @@ fn every_value_is_one_unit_whatever_its_bytes_and_wherever_the_read_stops() {
             (0..=v.len()).collect()
         };
         for cut in cuts {
-            let got = units(&mut Resp::new(), v, cut);
+            let got = units(&mut Resp::new().resp3(), v, cut);
             assert_eq!(
                 got,
                 vec![(b"reply".to_vec(), v.len())],
@@ -118,13 +119,43 @@ fn a_big_reply_in_small_reads_is_scanned_once() {
 }
 
 #[test]
+fn a_resp2_connection_refuses_resp3_types_at_their_first_byte() {
+    for bad in [
+        &b"_"[..],
+        b"#",
+        b",",
+        b"(",
+        b"!",
+        b"=",
+        b"~",
+        b">",
+        b"%",
+        b"|",
+        b"*2\r\n:1\r\n%",
+    ] {
+        assert!(
+            matches!(Resp::new().decode(bad), Err(FrameError::Malformed { .. })),
+            "{:?}",
+            core::str::from_utf8(bad)
+        );
+        assert!(matches!(Resp::new().resp3().decode(bad), Ok(None)));
+    }
+}
+
+#[test]
 fn hostile_lengths_and_shapes_are_typed_errors_before_the_body_arrives() {
     let lim = Limits {
         max_frame: 1 << 20,
         max_depth: 8,
         max_elements: 1000,
     };
-    let err = |bytes: &[u8]| Resp::new().with_limits(lim).decode(bytes).unwrap_err();
+    let err = |bytes: &[u8]| {
+        Resp::new()
+            .resp3()
+            .with_limits(lim)
+            .decode(bytes)
+            .unwrap_err()
+    };
     assert!(matches!(
         err(b"$4294967296\r\n"),
         FrameError::TooLarge { .. }
@@ -143,6 +174,9 @@ fn hostile_lengths_and_shapes_are_typed_errors_before_the_body_arrives() {
         b"?x\r\n",
         b"$?\r\n",
         b"+OK\rX",
+        b"+OK\nX\r\n",
+        b"-ERR a\nb\r\n",
+        b"x",
         b"#x\r\n",
         b":12a\r\n",
         b"$3\r\nabcXY",
