@@ -91,7 +91,8 @@ macro_rules! conformance_tests {
             rediscovers_every_cycle, batches_travel_and_end_as_one,
             handshake_replies_are_read_before_use, events_are_bounded,
             dropping_handles_ends_the_session, custom_connector_and_build,
-            blocked_write_keeps_reading_and_times_out, streams_end_when_the_session_ends);
+            blocked_write_keeps_reading_and_times_out, streams_end_when_the_session_ends,
+            slow_consumer_holds_the_socket_not_memory);
     };
     (@each $adapter:ty; $($name:ident),*) => {
         $(
@@ -1505,4 +1506,121 @@ pub async fn streams_end_when_the_session_ends<A: Adapter>() {
     assert_eq!(late.outcome, Outcome::Rejected(RejectReason::Closed));
     // The task still exists, and polled again it stays finished.
     assert_eq!(task.as_mut().now_or_never(), Some(()));
+}
+
+/// A server that writes numbered 100-byte lines as fast as TCP lets it, counting what the
+/// kernel took.
+struct FloodServer {
+    addr: SocketAddr,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FloodServer {
+    fn start() -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (n, st) = (Arc::clone(&sent), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let Ok((mut c, _)) = l.accept() else { return };
+            // A short write timeout only so the stop flag is seen: a blocked write is TCP
+            // pushing back, which is what is measured.
+            let _ = c.set_write_timeout(Some(Duration::from_millis(50)));
+            let mut i = 0u64;
+            let mut pending: Vec<u8> = Vec::new();
+            while !st.load(Ordering::SeqCst) {
+                if pending.is_empty() {
+                    for _ in 0..100 {
+                        let mut line = format!("{i:08}").into_bytes();
+                        line.resize(99, b'x');
+                        line.push(b'\n');
+                        pending.extend_from_slice(&line);
+                        i += 1;
+                    }
+                }
+                match c.write(&pending) {
+                    Ok(0) => return,
+                    Ok(k) => {
+                        n.fetch_add(k as u64, Ordering::SeqCst);
+                        pending.drain(..k);
+                    }
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        FloodServer {
+            addr,
+            sent,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FloodServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Scenario 19: a consumer that stops taking what arrives. The session stops reading at its
+/// inbound bound, so TCP holds the flooding server back (bounded memory, not a growing
+/// stream); the peer's silence while we are the ones not reading is not its death (no
+/// disconnect after many heartbeat deadlines); once the consumer takes again, every line
+/// arrives, in order, by value.
+pub async fn slow_consumer_holds_the_socket_not_memory<A: Adapter>() {
+    let server = FloodServer::start();
+    let hb = Heartbeat {
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(200),
+        adaptive_floor: None,
+    };
+    let cfg = fast_config().with_heartbeat(Some(hb));
+    let mut s = Live::spawn::<A, _>(
+        A::builder(server.addr.into())
+            .config(cfg)
+            .inbound_capacity(64, 64 << 10)
+            .codec(LineCodec::plain()),
+    );
+    s.wait_event::<A>(LONG, "reading paused", |e| {
+        matches!(e.notification, Notification::ReadPaused { .. })
+    })
+    .await;
+    // Several heartbeat deadlines pass while we do not read: the window is the property.
+    A::sleep(4 * (hb.interval + hb.timeout)).await;
+    assert_eq!(
+        s.count(is_disconnected),
+        0,
+        "declared dead while we were the ones not reading"
+    );
+    let held = server.sent();
+    A::sleep(Duration::from_millis(300)).await;
+    let later = server.sent();
+    // Our bound (64 KiB) plus both kernels' buffers: far below an unhindered flood.
+    assert!(held < 32 << 20, "the server got {held} bytes out");
+    assert!(later - held < 1 << 20, "still flowing: {held} -> {later}");
+    // Taking again: every line, in order, by value.
+    for i in 0..5_000u64 {
+        let got = within::<A, _>(LONG, "the next line", s.inbound.next())
+            .await
+            .expect("the stream goes on");
+        let mut want = format!("{i:08}").into_bytes();
+        want.resize(99, b'x');
+        assert_eq!(&got[..], &want[..], "line {i}");
+    }
+    assert_eq!(s.count(is_disconnected), 0);
+    s.handle.close(CloseMode::Immediate).await;
 }

@@ -20,7 +20,7 @@ use redial_core::proto::resp::{cmd, split_args, Resp, Value};
 use redial_core::proto::Shown;
 use redial_core::{
     AckMode, CloseMode, Config, Delivery, Framed, GiveUp, GiveUpWhen, Heartbeat, Jitter, LineCodec,
-    Notification, QueueLimits,
+    Notification, QueueLimits, RawCodec,
 };
 use redial_tokio::trace::Recordable;
 use redial_tokio::{Discover, Endpoint, Inbound, Reply, SessionEvent, Target, Undelivered};
@@ -79,6 +79,16 @@ pub enum EventsArg {
     Quiet,
 }
 
+/// `--stdin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StdinArg {
+    /// Each line a message (invalid UTF-8 is data).
+    Lines,
+    /// Bytes as they come, each chunk read a message; the server's bytes printed as they come
+    /// (plain only: no framing, so no heartbeat and no replies).
+    Raw,
+}
+
 /// `--output`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputArg {
@@ -117,13 +127,14 @@ pub struct PipeArgs {
     /// Backoff jitter: full, none, equal, decorrelated, or a fraction for proportional.
     #[arg(long, default_value = "full", value_parser = parse_jitter)]
     jitter: Jitter,
-    /// Give up after this many consecutive failures (0: no limit).
-    #[arg(long, default_value_t = 10)]
-    max_failures: u32,
-    /// Give up after failing for this long (0s: no limit).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    max_elapsed: Duration,
-    /// Give up when either limit is reached (default: both).
+    /// Give up after this many consecutive failures (0: no limit). Given alone, it alone
+    /// decides; with neither limit given: 10 failures and 5 minutes, both reached.
+    #[arg(long)]
+    max_failures: Option<u32>,
+    /// Give up after failing for this long (0s: no limit). Given alone, it alone decides.
+    #[arg(long, value_parser = parse_duration)]
+    max_elapsed: Option<Duration>,
+    /// With both limits given: give up when either is reached (default: both).
     #[arg(long)]
     give_up_either: bool,
     /// Per-attempt connect deadline.
@@ -154,6 +165,9 @@ pub struct PipeArgs {
     /// Record every call into the core as JSON lines in FILE (for `redial replay`).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// What stdin holds.
+    #[arg(long, value_enum, default_value = "lines")]
+    stdin: StdinArg,
     /// How long to keep delivering after stdin ends or a signal arrives.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain: Duration,
@@ -192,22 +206,16 @@ impl PipeArgs {
     fn config(&self) -> Result<Config, UsageError> {
         let cfg = Config::default()
             .with_backoff(self.backoff.backoff(self.jitter))
-            .with_give_up(GiveUp {
-                max_failures: (self.max_failures > 0).then_some(self.max_failures),
-                max_elapsed: (!self.max_elapsed.is_zero()).then_some(self.max_elapsed),
-                when: if self.give_up_either {
-                    GiveUpWhen::Either
-                } else {
-                    GiveUpWhen::Both
-                },
-            })
+            .with_give_up(self.give_up())
             .with_connect_timeout(self.connect_timeout)
             .with_stable_after(self.stable_after)
-            .with_heartbeat((!self.no_heartbeat).then_some(Heartbeat {
-                interval: self.interval,
-                timeout: self.timeout,
-                adaptive_floor: None,
-            }))
+            .with_heartbeat(
+                (!self.no_heartbeat && self.stdin == StdinArg::Lines).then_some(Heartbeat {
+                    interval: self.interval,
+                    timeout: self.timeout,
+                    adaptive_floor: None,
+                }),
+            )
             .with_queue(QueueLimits {
                 max_messages: self.queue,
                 ..QueueLimits::default()
@@ -217,17 +225,40 @@ impl PipeArgs {
         Ok(cfg)
     }
 
+    /// `--max-failures` and `--max-elapsed`: a limit given alone decides alone (a user who
+    /// says "give up after 2 failures" means it); neither given: 10 failures and 5 minutes.
+    fn give_up(&self) -> GiveUp {
+        let (failures, elapsed, when) = match (self.max_failures, self.max_elapsed) {
+            (None, None) => (10, Duration::from_secs(300), GiveUpWhen::Both),
+            (Some(n), None) => (n, Duration::ZERO, GiveUpWhen::Either),
+            (None, Some(d)) => (0, d, GiveUpWhen::Either),
+            (Some(n), Some(d)) if self.give_up_either => (n, d, GiveUpWhen::Either),
+            (Some(n), Some(d)) => (n, d, GiveUpWhen::Both),
+        };
+        GiveUp {
+            max_failures: (failures > 0).then_some(failures),
+            max_elapsed: (!elapsed.is_zero()).then_some(elapsed),
+            when,
+        }
+    }
+
     /// Flags that parse but do not fit the preset.
     fn check(&self) -> Result<(), Box<dyn std::error::Error>> {
         for t in &self.targets {
-            if t.rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok())
-                .is_none()
-            {
-                return Err(usage(format!(
-                    "target \"{}\" is not HOST:PORT",
-                    Shown(t.as_bytes())
-                )));
+            match t.rsplit_once(':').map(|(_, p)| p.parse::<u16>()) {
+                Some(Ok(0)) => {
+                    return Err(usage(format!(
+                        "target \"{}\": port 0 is no server's port",
+                        Shown(t.as_bytes())
+                    )))
+                }
+                Some(Ok(_)) => {}
+                _ => {
+                    return Err(usage(format!(
+                        "target \"{}\" is not HOST:PORT",
+                        Shown(t.as_bytes())
+                    )))
+                }
             }
         }
         if self.preset != Preset::Plain {
@@ -239,6 +270,18 @@ impl PipeArgs {
             if self.ack == Some(AckArg::None) {
                 return Err(usage(
                     "--ack none is for --preset plain: redis and nats replies always confirm their requests",
+                ));
+            }
+        }
+        if self.stdin == StdinArg::Raw {
+            if self.preset != Preset::Plain {
+                return Err(usage(
+                    "--stdin raw is for --preset plain: redis and nats have lines",
+                ));
+            }
+            if self.ack == Some(AckArg::Reply) || self.ping.is_some() || self.pong.is_some() {
+                return Err(usage(
+                    "--stdin raw has no framing: no --ack reply, --ping or --pong",
                 ));
             }
         }
@@ -280,6 +323,10 @@ pub fn run(args: PipeArgs) -> Result<u8, Box<dyn std::error::Error>> {
         .build()?;
     let code = rt.block_on(async {
         match args.preset {
+            Preset::Plain if args.stdin == StdinArg::Raw => {
+                let p = Framed::new(RawCodec::default());
+                pipe(&args, cfg, p, Speaker::Plain).await
+            }
             Preset::Plain => {
                 let p = args.line_protocol();
                 pipe(&args, cfg, p, Speaker::Plain).await
@@ -388,7 +435,15 @@ impl Speaker {
     }
 }
 
-/// A reply as printed in text mode.
+/// A reply as printed in text mode: a line server's bytes as they came, the others as text.
+fn reply_bytes(preset: Preset, body: &[u8], refused: bool) -> Vec<u8> {
+    match preset {
+        Preset::Plain => body.to_vec(),
+        _ => reply_text(preset, body, refused).into_bytes(),
+    }
+}
+
+/// A reply as text (redis-cli's rendering for redis; escaped for NATS).
 fn reply_text(preset: Preset, body: &[u8], refused: bool) -> String {
     match preset {
         Preset::Redis => match Value::parse(body) {
@@ -556,14 +611,42 @@ type Pending = BoxFuture<'static, (usize, String, Result<Option<Reply>, Undelive
 
 /// Everything the loop shares with its printers.
 struct Out {
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Vec<u8>>,
     json: bool,
 }
 
+/// Bytes read from stdin at once in `--stdin raw` (each chunk one message).
+const RAW_CHUNK: usize = 16 << 10;
+
+/// Reads stdin in chunks, each one message; ends at EOF or an error.
+fn read_stdin_raw() -> mpsc::Receiver<StdinLine> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; RAW_CHUNK];
+        loop {
+            match stdin.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx.send(StdinLine::Line(buf[..n].to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("redial: reading stdin: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
 impl Out {
-    /// Queues a line for stdout; `false` once stdout is gone.
-    async fn print(&self, line: String) -> bool {
-        self.tx.send(line).await.is_ok()
+    /// Queues a line for stdout (bytes: a line server's data is printed as it came, invalid
+    /// UTF-8 included); `false` once stdout is gone.
+    async fn print(&self, line: impl Into<Vec<u8>>) -> bool {
+        self.tx.send(line.into()).await.is_ok()
     }
 }
 
@@ -694,9 +777,10 @@ where
 
     // One writer owns stdout, through a bounded channel: a stalled stdout stalls the
     // printers, which stop taking inbound data, so the session stops reading its socket.
-    let (tx, mut rx) = mpsc::channel::<String>(64);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let stdout_closed = Arc::new(AtomicBool::new(false));
     let (gone_tx, mut stdout_gone) = tokio::sync::oneshot::channel::<()>();
+    let newline = args.stdin == StdinArg::Lines || args.output == OutputArg::Json;
     let writer = {
         let closed = stdout_closed.clone();
         tokio::spawn(async move {
@@ -704,8 +788,10 @@ where
             let mut stdout = tokio::io::stdout();
             while let Some(line) = rx.recv().await {
                 let r = async {
-                    stdout.write_all(line.as_bytes()).await?;
-                    stdout.write_all(b"\n").await?;
+                    stdout.write_all(&line).await?;
+                    if newline {
+                        stdout.write_all(b"\n").await?;
+                    }
                     stdout.flush().await
                 }
                 .await;
@@ -737,7 +823,10 @@ where
         }
     };
 
-    let mut stdin = read_stdin();
+    let mut stdin = match args.stdin {
+        StdinArg::Lines => read_stdin(),
+        StdinArg::Raw => read_stdin_raw(),
+    };
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut n = 0usize;
     let acks = args.ack == Some(AckArg::Reply);
@@ -802,6 +891,9 @@ where
         if stdout_closed.load(Ordering::SeqCst) {
             break;
         }
+    }
+    if stdout_closed.load(Ordering::SeqCst) {
+        eprintln!("redial: stdout was closed: closing the session");
     }
     // Drain: deliver what is queued, within --drain, then settle every line.
     let close = handle.close(CloseMode::Graceful { drain: args.drain });
@@ -886,9 +978,9 @@ async fn settle(
                     }
                     _ => json_bytes(&mut v, "reply", &reply.body),
                 }
-                v.to_string()
+                v.to_string().into_bytes()
             } else {
-                reply_text(preset, &reply.body, reply.refused)
+                reply_bytes(preset, &reply.body, reply.refused)
             };
             out.print(text).await
         }
@@ -934,9 +1026,9 @@ async fn print_inbound(mut inbound: Inbound, out: Arc<Out>, preset: Preset) {
                 Preset::Redis => v["message"] = reply_text(preset, &body, false).into(),
                 _ => json_bytes(&mut v, "message", &body),
             }
-            v.to_string()
+            v.to_string().into_bytes()
         } else {
-            reply_text(preset, &body, false)
+            reply_bytes(preset, &body, false)
         };
         if !out.print(text).await {
             return;

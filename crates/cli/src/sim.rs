@@ -188,6 +188,15 @@ fn policies(args: &SimArgs) -> Result<Vec<Policy>, UsageError> {
     Ok(out)
 }
 
+/// Sessions in one run, at most (about 3 KB of memory each).
+const MAX_CLIENTS: usize = 1_000_000;
+/// Simulated time, at most.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Dial-rate buckets, at most (one counter each, per policy).
+const MAX_BUCKETS: u128 = 10_000_000;
+/// Workload messages in one run, at most.
+const MAX_MESSAGES: u128 = 100_000_000;
+
 fn scenario(args: &SimArgs) -> Result<Scenario, UsageError> {
     if args.clients == 0 {
         return Err(UsageError("--clients must be at least 1".into()));
@@ -198,6 +207,37 @@ fn scenario(args: &SimArgs) -> Result<Scenario, UsageError> {
     let duration = args
         .duration
         .unwrap_or(args.fault_at + args.outage + args.backoff.cap + Duration::from_secs(20));
+    // Refuse what would take absurd memory or time, naming the limit (exit 2), instead of
+    // failing an allocation.
+    if args.clients > MAX_CLIENTS {
+        return Err(UsageError(format!(
+            "--clients {} is above the limit of {MAX_CLIENTS}",
+            args.clients
+        )));
+    }
+    if duration > MAX_DURATION {
+        return Err(UsageError(format!(
+            "a simulated {duration:?} is above the limit of {}h",
+            MAX_DURATION.as_secs() / 3600
+        )));
+    }
+    let buckets = duration.as_nanos() / args.bucket.as_nanos();
+    if buckets > MAX_BUCKETS {
+        return Err(UsageError(format!(
+            "--bucket {:?} over {duration:?} makes {buckets} buckets, above the limit of {MAX_BUCKETS}",
+            args.bucket
+        )));
+    }
+    if !args.message_every.is_zero() {
+        let per_client = duration.as_nanos() / args.message_every.as_nanos();
+        let messages = per_client.saturating_mul(args.clients as u128);
+        if messages > MAX_MESSAGES {
+            return Err(UsageError(format!(
+                "--message-every {:?} makes {messages} messages for {} clients over {duration:?}, above the limit of {MAX_MESSAGES}",
+                args.message_every, args.clients
+            )));
+        }
+    }
     let mut config = Scenario::sim_config(Backoff::new())
         .with_heartbeat(Some(Heartbeat {
             interval: args.heartbeat_interval,

@@ -142,7 +142,7 @@ pub use error::{AbandonReason, ConfigError, DisconnectReason, FrameError, NetErr
 pub use input::{Handled, Input};
 pub use message::{Batch, BatchIter, Delivery, MsgId, Outcome, Rejected, BATCH_RECORD_OVERHEAD};
 pub use output::{Action, CloseMode, Notification, Received, State};
-pub use proto::{AckMode, Codec, Frame, Framed, LengthCodec, LineCodec, Protocol};
+pub use proto::{AckMode, Codec, Frame, Framed, LengthCodec, LineCodec, Protocol, RawCodec};
 pub use rng::SplitMix64;
 pub use session::Session;
 pub use stats::Stats;

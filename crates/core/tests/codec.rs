@@ -1,6 +1,6 @@
 //! Codec edge cases found while fuzzing and the properties the `codec` fuzz target checks.
 
-use redial_core::{Codec, Frame, FrameError, LengthCodec, LineCodec};
+use redial_core::{Codec, Frame, FrameError, LengthCodec, LineCodec, RawCodec};
 
 #[test]
 fn a_line_codec_without_a_practical_limit_does_not_overflow() {
@@ -65,4 +65,23 @@ fn data_frames_round_trip() {
     line.encode(Frame::Ping, &mut out).unwrap();
     assert_eq!(line.decode(&out), Ok(Some((Frame::Data(b"hello"), 7))));
     assert_eq!(line.decode(&out[7..]), Ok(Some((Frame::Ping, 6))));
+}
+
+/// `RawCodec`: whatever arrives is data, in chunks of at most `max`, every byte value kept;
+/// a message is written as it is; no heartbeat frames exist; a zero chunk size is refused.
+#[test]
+fn raw_codec_takes_bytes_as_they_come() {
+    let mut c = RawCodec::new(4);
+    assert_eq!(c.decode(b"").unwrap(), None);
+    let input = b"\r\n\x00\xffPING";
+    let (f, n) = c.decode(input).unwrap().unwrap();
+    assert_eq!((f, n), (Frame::Data(b"\r\n\x00\xff"), 4));
+    let (f, n) = c.decode(&input[4..]).unwrap().unwrap();
+    assert_eq!((f, n), (Frame::Data(b"PING"), 4));
+    let mut out = Vec::new();
+    c.encode(Frame::Data(b"a\nb"), &mut out).unwrap();
+    c.encode(Frame::Ping, &mut out).unwrap();
+    assert_eq!(out, b"a\nb", "no ping bytes");
+    assert!(c.encode(Frame::Data(b"12345"), &mut out).is_err());
+    assert!(RawCodec::new(0).validate().is_err());
 }

@@ -1050,3 +1050,42 @@ fn batches_are_refused_when_empty_or_too_large_and_handed_back() {
         .unwrap();
     assert_eq!(h.s.stats().rejected, 3);
 }
+
+/// A consumer taking one message at a time must not flip reading on and off per message:
+/// reading pauses at the inbound bound and resumes only once the user has taken back to half
+/// of it (one pause, one resume, not one of each per message).
+#[test]
+fn reading_resumes_at_half_the_inbound_bound_not_per_message() {
+    let cfg = no_heartbeat().with_inbound(InboundLimits {
+        max_messages: 4,
+        max_bytes: 1 << 20,
+    });
+    let mut h = H::new(cfg);
+    let epoch = h.connect();
+    let mut bytes = Vec::new();
+    for i in 0..8 {
+        bytes.extend(frame(Frame::Data(format!("m{i}").as_bytes())));
+    }
+    let mut handed = 0;
+    let used =
+        h.s.handle_read(h.now, epoch, &bytes, bytes.len(), &mut |_| handed += 1);
+    assert_eq!(handed, 4, "handed out up to the bound");
+    assert!(used < bytes.len(), "the rest waits");
+    assert!(!h.s.wants_read(), "paused at the bound");
+    let now = h.now;
+    h.s.inbound_taken(now, 1, 2);
+    assert!(!h.s.wants_read(), "one taken: still above half the bound");
+    h.s.inbound_taken(now, 1, 2);
+    assert!(h.s.wants_read(), "back to half the bound: reading resumes");
+    h.poll();
+    let flips = h
+        .notifications()
+        .filter(|n| {
+            matches!(
+                n,
+                Notification::ReadPaused { .. } | Notification::ReadResumed { .. }
+            )
+        })
+        .count();
+    assert_eq!(flips, 2, "one pause and one resume");
+}

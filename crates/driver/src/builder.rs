@@ -81,6 +81,22 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
         self
     }
 
+    /// Bounds what was read but not yet taken from the [`crate::Inbound`], [`crate::Subscription`]s
+    /// and reply receipts: at `messages` or `bytes`, the session stops reading its socket, so
+    /// TCP pushes back on the peer; it reads again once the consumer has taken back to half of
+    /// either bound. While we are the ones not reading, the peer's silence is not held against
+    /// it (the events say `ReadPaused`). Shorthand for `Config::with_inbound` (call it after
+    /// [`Builder::config`]).
+    pub fn inbound_capacity(mut self, messages: usize, bytes: usize) -> Self {
+        let mut cfg = (*self.config).clone();
+        cfg.inbound = redial_core::InboundLimits {
+            max_messages: messages,
+            max_bytes: bytes,
+        };
+        self.config = Arc::new(cfg);
+        self
+    }
+
     /// Sets the protocol: `Resp::new()`, `Nats::new()`, `Framed::new(codec)`, or your own.
     pub fn protocol<Q: Protocol>(self, protocol: Q) -> Builder<R, C, Q> {
         Builder {

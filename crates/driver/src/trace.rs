@@ -60,7 +60,7 @@ use redial_core::proto::resp::{self, Resp};
 use redial_core::{
     AckMode, Action, Addr, Backoff, Batch, CloseMode, Config, Delivery, Epoch, Framed, GiveUp,
     GiveUpWhen, Heartbeat, InboundLimits, Input, Instant, Jitter, LengthCodec, LineCodec, NetError,
-    Notification, Overflow, Protocol, QueueLimits, Session, SubId,
+    Notification, Overflow, Protocol, QueueLimits, RawCodec, Session, SubId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -355,6 +355,8 @@ enum ProtoRec {
         max_payload: usize,
         acks_in_order: bool,
     },
+    /// Unframed bytes ([`RawCodec`]).
+    Raw { max: usize },
     Resp {
         resp3: bool,
         /// `none`, `password` or `user_password`; never the password (nor the user).
@@ -404,6 +406,7 @@ impl fmt::Display for RecordedProtocol {
                 "length codec (payloads up to {max_payload} B, {})",
                 acks(*acks_in_order)
             ),
+            ProtoRec::Raw { max } => write!(f, "raw bytes (chunks up to {max} B)"),
             ProtoRec::Resp {
                 resp3,
                 auth,
@@ -434,7 +437,7 @@ impl fmt::Display for RecordedProtocol {
 }
 
 /// A protocol a trace can record and replay: the built-in ones ([`Resp`], [`Nats`],
-/// `Framed<LineCodec>`, `Framed<LengthCodec>`).
+/// `Framed<LineCodec>`, `Framed<LengthCodec>`, `Framed<RawCodec>`).
 pub trait Recordable: Protocol + Sized + 'static {
     /// The protocol's kind and settings, without credentials.
     fn recorded(&self) -> RecordedProtocol;
@@ -470,6 +473,14 @@ impl Recordable for Framed<LengthCodec> {
         RecordedProtocol(ProtoRec::Length {
             max_payload: self.codec().max_payload,
             acks_in_order: self.acks() == AckMode::InOrder,
+        })
+    }
+}
+
+impl Recordable for Framed<RawCodec> {
+    fn recorded(&self) -> RecordedProtocol {
+        RecordedProtocol(ProtoRec::Raw {
+            max: self.codec().max,
         })
     }
 }
@@ -1254,6 +1265,11 @@ pub fn replay(reader: impl BufRead) -> Result<Replayed, TraceError> {
             acks_in_order,
         } => {
             let p = Framed::new(LengthCodec::new(*max_payload)).with_acks(acks(*acks_in_order));
+            let s = Session::new(config, p, Instant::ZERO).map_err(bad_config)?;
+            run(s, &mut lines, &mut out)?;
+        }
+        ProtoRec::Raw { max } => {
+            let p = Framed::new(RawCodec::new(*max));
             let s = Session::new(config, p, Instant::ZERO).map_err(bad_config)?;
             run(s, &mut lines, &mut out)?;
         }

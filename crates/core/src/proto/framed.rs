@@ -297,6 +297,64 @@ impl Codec for LineCodec {
     }
 }
 
+/// No framing at all: whatever bytes arrive are one data frame (up to `max` at a time), and a
+/// message is written as it is. For byte streams with no message boundaries (`redial pipe
+/// --stdin raw`). It has no heartbeat frames: liveness comes from TCP keepalive,
+/// `TCP_USER_TIMEOUT` and the read-idle timeout, and no reply can confirm a message (a message
+/// is delivered once written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawCodec {
+    /// The most bytes handed out as one frame, and the largest message.
+    pub max: usize,
+}
+
+impl RawCodec {
+    /// Chunks of up to `max` bytes.
+    pub const fn new(max: usize) -> Self {
+        RawCodec { max }
+    }
+}
+
+impl Default for RawCodec {
+    /// 64 KiB chunks.
+    fn default() -> Self {
+        RawCodec::new(64 << 10)
+    }
+}
+
+impl Codec for RawCodec {
+    fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, FrameError> {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let n = buf.len().min(self.max.max(1));
+        Ok(Some((Frame::Data(&buf[..n]), n)))
+    }
+
+    fn encode(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Result<(), FrameError> {
+        match frame {
+            Frame::Data(p) => {
+                self.check(p)?;
+                out.extend_from_slice(p);
+                Ok(())
+            }
+            // No heartbeat frames: nothing is written, so the session sends no PING.
+            Frame::Ping | Frame::Pong => Ok(()),
+        }
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max
+    }
+
+    fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        if self.max == 0 {
+            return Err(crate::error::ConfigError::Protocol("raw chunks of 0 bytes"));
+        }
+        Ok(())
+    }
+}
+
 /// Length-delimited binary frames: a 4-byte big-endian length `N`, then `N` bytes: a type byte
 /// (0 data, 1 ping, 2 pong) and the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,7 +38,7 @@ pub mod nats;
 #[cfg(feature = "resp")]
 pub mod resp;
 
-pub use framed::{AckMode, Codec, Frame, Framed, LengthCodec, LineCodec};
+pub use framed::{AckMode, Codec, Frame, Framed, LengthCodec, LineCodec, RawCodec};
 
 /// What a [`Protocol`] decoded at the front of the read buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -167,12 +167,18 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
         self.notify(Notification::ReadPaused { epoch });
     }
 
-    /// Reading resumes once nothing blocks it: the peer's silence counts from now.
+    /// Reading resumes once the user has taken back to half the inbound bounds (a low
+    /// watermark, so a consumer taking one message at a time does not flip reading on and off
+    /// per message) and nothing else blocks it: the peer's silence counts from now.
     pub(super) fn maybe_resume(&mut self) {
         let Some(since) = self.conn.paused else {
             return;
         };
-        if self.read_blocked() {
+        let lim = &self.cfg.inbound;
+        if self.read_blocked()
+            || self.inbound.messages > lim.max_messages / 2
+            || self.inbound.bytes > lim.max_bytes / 2
+        {
             return;
         }
         let Some(epoch) = self.reading() else {
