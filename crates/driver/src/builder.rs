@@ -85,8 +85,11 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
     /// and reply receipts: at `messages` or `bytes`, the session stops reading its socket, so
     /// TCP pushes back on the peer; it reads again once the consumer has taken back to half of
     /// either bound. While we are the ones not reading, the peer's silence is not held against
-    /// it (the events say `ReadPaused`). Shorthand for `Config::with_inbound` (call it after
-    /// [`Builder::config`]).
+    /// it (the events say `ReadPaused`). A peer's own PING waits too, in the bytes not read:
+    /// answering it would mean reading past the data the bound holds back, which is what the
+    /// bound prevents. So a peer with a heartbeat of its own may drop a consumer stalled past
+    /// its timeout; the session then reconnects as after any drop. Shorthand for
+    /// `Config::with_inbound` (call it after [`Builder::config`]).
     pub fn inbound_capacity(mut self, messages: usize, bytes: usize) -> Self {
         let mut cfg = (*self.config).clone();
         cfg.inbound = redial_core::InboundLimits {
