@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use futures::channel::oneshot;
 use redial_core::{Batch, Instant, MsgId, Outcome, Protocol, SubId};
 
-use crate::handle::{Reply, Undelivered};
+use crate::received::{Reply, Undelivered};
 use crate::shared::{Command, Outbox, StreamId, Verdict};
 use crate::tap::Tapped;
 

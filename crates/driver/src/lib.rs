@@ -61,6 +61,7 @@ mod error;
 mod handle;
 mod io;
 mod notify;
+mod received;
 mod runtime;
 mod shared;
 mod socket;
@@ -78,10 +79,8 @@ pub use connect::{
     finish_connect, new_socket, start_connect, ConnectError, Connector, Dial, SocketFactory,
 };
 pub use error::{classify, classify_resolve};
-pub use handle::{
-    Delivered, Events, Handle, Inbound, Message, Receipt, Reply, SessionEvent, Subscription,
-    Undelivered,
-};
+pub use handle::{Delivered, Events, Handle, Inbound, Receipt, Subscription};
+pub use received::{Message, Reply, SessionEvent, Undelivered};
 pub use runtime::{Runtime, Spawn, SpawnLocal};
 pub use socket::{Keepalive, SocketOptions};
 pub use target::{Discover, Endpoint, EndpointAddr, Target};

@@ -60,7 +60,7 @@ impl Notify {
             _ => (None, None),
         };
         log(&n, detail.as_deref(), about.as_ref());
-        out.events.push(crate::handle::SessionEvent {
+        out.events.push(crate::received::SessionEvent {
             at,
             notification: n,
             detail,

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use futures::channel::oneshot;
 use redial_core::{Batch, CloseMode, Delivery, Outcome, RejectReason, State, Stats};
 
-use crate::handle::{Message, Reply, SessionEvent, Undelivered};
+use crate::received::{Message, Reply, SessionEvent, Undelivered};
 
 /// A user command for the session task.
 pub(crate) enum Command {

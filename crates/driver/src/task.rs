@@ -16,7 +16,7 @@ use redial_core::{Action, CloseMode, Input, Instant, NetError, Protocol, Receive
 use crate::commands::Commands;
 use crate::connect::Connector;
 use crate::dial::{Dialed, Dialer};
-use crate::handle::Message;
+use crate::received::Message;
 use crate::io::{Conn, Read, STACK_READ};
 use crate::notify::Notify;
 use crate::runtime::Runtime;
