@@ -139,7 +139,6 @@ fn gives_up_at_once_with_exit_3_and_rejects_bad_arguments_with_exit_2() {
             "10ms",
             "--max-failures",
             "3",
-            "--give-up-either",
         ])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -149,7 +148,11 @@ fn gives_up_at_once_with_exit_3_and_rejects_bad_arguments_with_exit_2() {
     let mut stdin = child.stdin.take().expect("stdin");
     writeln!(stdin, "hello").unwrap();
     let stderr = collect(child.stderr.take().expect("stderr"));
+    let t = Instant::now();
     let status = wait_exit(&mut child, Duration::from_secs(5));
+    // A failure limit given alone decides alone (it used to wait out the default 5-minute
+    // budget as well).
+    let took = t.elapsed();
     drop(stdin);
     wait_until(LONG, "stderr read", || {
         stderr
@@ -160,6 +163,10 @@ fn gives_up_at_once_with_exit_3_and_rejects_bad_arguments_with_exit_2() {
     });
     let stderr = stderr.lock().unwrap().join("\n");
     assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        took < Duration::from_secs(1),
+        "exit took {took:?}: {stderr}"
+    );
     assert!(stderr.contains("gave up    after 3 failures"), "{stderr}");
     assert!(
         stderr.contains("line 1 not delivered (Abandoned(GaveUp)): hello"),
