@@ -1,5 +1,5 @@
 //! Test support for redial: a controllable fault proxy, scriptable line servers, real
-//! Redis/NATS processes, network-namespace partitions, and the conformance suite that every
+//! Redis/NATS processes (plain, TLS, Unix sockets), network-namespace partitions, and the conformance suite that every
 //! adapter must pass.
 //!
 //! Everything here is runtime-neutral from the caller's side: servers and the proxy run on
@@ -12,4 +12,5 @@ pub mod netns;
 pub mod proxy;
 pub mod real;
 pub mod servers;
+pub mod tls;
 pub mod wait;

@@ -53,16 +53,8 @@ pub fn ns_path(ns: &str) -> PathBuf {
 
 /// Moves the *calling thread* into network namespace `ns` (name or path); sockets it creates
 /// afterwards live there. Only call this on a thread you own.
-#[allow(unsafe_code)]
 pub fn enter(ns: &str) -> io::Result<()> {
-    let f = File::open(ns_path(ns))?;
-    // SAFETY: setns(2) only reads the descriptor, which `f` keeps open across the call;
-    // CLONE_NEWNET switches just this thread's network namespace, no memory is touched.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setns(&File::open(ns_path(ns))?)
 }
 
 /// Runs `f` on a fresh thread inside namespace `ns` and returns its result; a panic in `f`
@@ -325,13 +317,20 @@ impl Drop for NetnsPair {
     }
 }
 
-/// A [`SocketFactory`] that makes every TCP socket inside namespace `ns` (name or path): on a
-/// short-lived thread that enters `ns` (`setns`) and creates the socket there. A socket keeps
-/// the namespace it was made in, so the connector may connect it, and the session use it, from
-/// any thread (a multi-threaded tokio runtime, smol's executor). Creating a socket never
-/// touches the network, so the dial's deadline stays the driver's alone.
+/// A [`SocketFactory`] that makes every TCP socket inside namespace `ns` (name or path),
+/// without blocking: the calling thread (a runtime worker, in the middle of a dial) enters
+/// `ns` with `setns`, creates the socket, and returns to its own namespace, three system calls
+/// that never wait. A socket keeps the namespace it was made in, so the connector may connect
+/// it, and the session use it, from any thread (a multi-threaded tokio runtime, smol's
+/// executor). Creating a socket never touches the network, so the dial's deadline stays the
+/// driver's alone.
+///
+/// # Panics
+/// (In the dial.) If the thread cannot return to its own namespace after entering `ns`: it
+/// would make every later socket in the wrong place.
 pub fn socket_factory(ns: &str) -> SocketFactory {
-    let ns = ns.to_owned();
+    // Opened once: the namespace file is where the pair keeps it until it is dropped.
+    let target = Arc::new(File::open(ns_path(ns)).map_err(|e| format!("{ns}: {e}")));
     Arc::new(move |endpoint: &Endpoint| {
         let EndpointAddr::Ip(addr) = &endpoint.addr else {
             return Err(io::Error::new(
@@ -339,17 +338,34 @@ pub fn socket_factory(ns: &str) -> SocketFactory {
                 "network namespaces hold IP sockets only",
             ));
         };
-        let domain = Domain::for_address(*addr);
-        let ns = ns.as_str();
-        thread::scope(|s| {
-            s.spawn(move || {
-                enter(ns)?;
-                Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("netns socket thread panicked")))
-        })
+        let target = target
+            .as_ref()
+            .as_ref()
+            .map_err(|e| io::Error::other(e.clone()))?;
+        let home = File::open("/proc/thread-self/ns/net")?;
+        setns(target)?;
+        let socket = Socket::new(
+            Domain::for_address(*addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        );
+        if let Err(e) = setns(&home) {
+            panic!("cannot return this thread to its network namespace: {e}");
+        }
+        socket
     })
+}
+
+/// Moves the calling thread into the network namespace of the open file `ns`.
+#[allow(unsafe_code)]
+fn setns(ns: &File) -> io::Result<()> {
+    // SAFETY: setns(2) only reads the descriptor, which `ns` keeps open across the call;
+    // CLONE_NEWNET switches just this thread's network namespace, no memory is touched.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ macro_rules! real_protocol_tests {
     };
 }
 
-const LONG: Duration = Duration::from_secs(10);
+pub(crate) const LONG: Duration = Duration::from_secs(10);
 
 /// Slack added to every detection bound: scheduling on a loaded 2-core machine, the `ip
 /// netns exec iptables` calls that make the cut, and the 5 ms event polling.
@@ -202,7 +202,7 @@ impl Sess {
 /// Waits (bounded by [`LONG`]) for the first event at or after index `from` of `s.seen`
 /// that matches `f`, and returns its index and the event. An event drained together with an
 /// earlier awaited one is still found.
-async fn wait_since<A: Adapter>(
+pub(crate) async fn wait_since<A: Adapter>(
     s: &mut Sess,
     from: usize,
     what: &str,
@@ -259,11 +259,11 @@ fn assert_never_sent(u: &Undelivered) {
     );
 }
 
-fn is_disconnect(e: &SessionEvent) -> bool {
+pub(crate) fn is_disconnect(e: &SessionEvent) -> bool {
     matches!(e.notification, Notification::Disconnected { .. })
 }
 
-fn is_heartbeat_timeout(e: &SessionEvent) -> bool {
+pub(crate) fn is_heartbeat_timeout(e: &SessionEvent) -> bool {
     matches!(
         e.notification,
         Notification::Disconnected {
@@ -273,18 +273,18 @@ fn is_heartbeat_timeout(e: &SessionEvent) -> bool {
     )
 }
 
-fn connected_after(e: &SessionEvent, epoch: u64) -> Option<u64> {
+pub(crate) fn connected_after(e: &SessionEvent, epoch: u64) -> Option<u64> {
     match e.notification {
         Notification::Connected { epoch: ep, .. } if ep.get() > epoch => Some(ep.get()),
         _ => None,
     }
 }
 
-fn subscribed_after(e: &SessionEvent, epoch: u64) -> bool {
+pub(crate) fn subscribed_after(e: &SessionEvent, epoch: u64) -> bool {
     matches!(e.notification, Notification::Subscribed { epoch: ep, .. } if ep.get() > epoch)
 }
 
-fn epoch_of(e: &SessionEvent) -> u64 {
+pub(crate) fn epoch_of(e: &SessionEvent) -> u64 {
     match e.notification {
         Notification::Connected { epoch, .. }
         | Notification::Disconnected { epoch, .. }
@@ -313,7 +313,7 @@ fn peer_said(s: &mut Sess) -> Vec<String> {
 // Network namespaces
 
 /// Builds a namespace pair with a working ingress filter, or reports the skip.
-fn pair_or_skip(what: &str, tag: &str) -> Option<NetnsPair> {
+pub(crate) fn pair_or_skip(what: &str, tag: &str) -> Option<NetnsPair> {
     if let Err(e) = netns_available() {
         skip_or_fail(what, &format!("network namespaces unavailable: {e}"));
         return None;
@@ -852,7 +852,7 @@ fn redis_int(redis: &RedisServer, key: &str) -> i64 {
 ///
 /// # Panics
 /// If the reply is not one whole RESP value.
-fn value(r: &Reply) -> Value<'_> {
+pub(crate) fn value(r: &Reply) -> Value<'_> {
     let (v, used) = Value::parse(&r.body).unwrap_or_else(|e| {
         panic!(
             "reply is not RESP: {e}: {:?}",
@@ -864,14 +864,14 @@ fn value(r: &Reply) -> Value<'_> {
 }
 
 /// The reply of a request that must be delivered, as a value (owned bytes).
-async fn ask<A: Adapter>(h: &Handle, args: &[&[u8]]) -> Reply {
+pub(crate) async fn ask<A: Adapter>(h: &Handle, args: &[&[u8]]) -> Reply {
     let what = String::from_utf8_lossy(&args.join(&b' ')).into_owned();
     within::<A, _>(LONG, &what, h.request(cmd(args), Delivery::AtMostOnce))
         .await
         .unwrap_or_else(|u| panic!("[{}] {what}: {u:?}", A::NAME))
 }
 
-fn int_reply(r: &Reply) -> i64 {
+pub(crate) fn int_reply(r: &Reply) -> i64 {
     match value(r) {
         Value::Integer(n) => n,
         other => panic!("expected an integer, got {other:?}"),
@@ -1153,14 +1153,14 @@ fn nats_session<A: RealAdapter>(nats: &NatsServer, cfg: Config, proto: Nats) -> 
 }
 
 /// The next message of `sub`, bounded by [`LONG`].
-async fn next_msg<A: Adapter>(sub: &mut Subscription, what: &str) -> Message {
+pub(crate) async fn next_msg<A: Adapter>(sub: &mut Subscription, what: &str) -> Message {
     within::<A, _>(LONG, what, sub.next())
         .await
         .unwrap_or_else(|| panic!("[{}] {what}: subscription ended", A::NAME))
 }
 
 /// Subscribes and waits until the subscription is in place on the current connection.
-async fn subscribed<A: Adapter>(s: &mut Sess, spec: Vec<u8>) -> Subscription {
+pub(crate) async fn subscribed<A: Adapter>(s: &mut Sess, spec: Vec<u8>) -> Subscription {
     let mark = s.mark();
     let sub = s.handle.subscribe(spec);
     wait_since::<A>(s, mark, "subscribed", |e| {

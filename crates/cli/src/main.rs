@@ -15,6 +15,7 @@ mod duration;
 mod pipe;
 mod replay;
 mod sim;
+mod tls_args;
 
 /// Keep long-lived TCP conversations alive: tools around the redial state machine.
 #[derive(Debug, Parser)]

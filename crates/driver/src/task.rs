@@ -16,9 +16,9 @@ use redial_core::{Action, CloseMode, Input, Instant, NetError, Protocol, Receive
 use crate::commands::Commands;
 use crate::connect::Connector;
 use crate::dial::{Dialed, Dialer};
-use crate::received::Message;
 use crate::io::{Conn, Read, STACK_READ};
 use crate::notify::Notify;
+use crate::received::Message;
 use crate::runtime::Runtime;
 use crate::shared::{Inbox, Outbox, Shared, INBOUND};
 use crate::tap::Tapped;

@@ -33,6 +33,9 @@
 //! });
 //! ```
 //!
+//! With the `tls` feature, [`tls::TlsConnector`] (futures-rustls) wraps any connector and
+//! [`tls_builder`] starts a TLS session; see `docs/TLS.md`.
+//!
 //! Everything but [`Smol`], [`builder`] and [`block_on`] is re-exported from
 //! [`redial_driver`], so `redial-tokio` has the very same types: switching runtimes changes
 //! the imports and the spawn call, nothing else.
@@ -53,6 +56,19 @@ use std::time::Instant as StdInstant;
 use smol::{Async, Timer};
 
 pub use redial_driver::*;
+
+#[cfg(feature = "tls")]
+pub mod tls;
+
+/// A session builder on smol dialing TLS over TCP (or Unix sockets) with `tls`:
+/// `Builder::new(Smol::default(), tls::TlsConnector::new(tls), target)` (feature `tls`).
+#[cfg(feature = "tls")]
+pub fn tls_builder(
+    target: impl Into<Target>,
+    tls: tls::TlsSettings,
+) -> Builder<Smol, tls::TlsConnector> {
+    Builder::new(Smol::default(), tls::TlsConnector::new(tls), target)
+}
 
 /// The smol / async-io runtime, as the driver sees it. [`Builder::spawn`] runs sessions on
 /// smol's global executor (no runtime context needed); [`Builder::spawn_local`] on the
@@ -198,6 +214,13 @@ impl futures::io::AsyncWrite for Stream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         each!(&mut *self, s => Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each!(&mut *self, s => Pin::new(s).poll_write_vectored(cx, bufs))
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         each!(&mut *self, s => Pin::new(s).poll_flush(cx))

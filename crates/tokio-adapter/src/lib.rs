@@ -32,6 +32,9 @@
 //! # }
 //! ```
 //!
+//! With the `tls` feature, [`tls::TlsConnector`] (tokio-rustls) wraps any connector and
+//! [`tls_builder`] starts a TLS session; see `docs/TLS.md`.
+//!
 //! Everything but [`Tokio`], [`TcpConnector`], [`builder`] and [`block_on`] is re-exported from
 //! [`redial_driver`], so `redial-smol` has the very same types: switching runtimes changes
 //! the imports and the spawn call, nothing else.
@@ -53,6 +56,19 @@ use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
 use tokio::net::TcpStream;
 
 pub use redial_driver::*;
+
+#[cfg(feature = "tls")]
+pub mod tls;
+
+/// A session builder on tokio dialing TLS over TCP (or Unix sockets) with `tls`:
+/// `Builder::new(Tokio, tls::TlsConnector::new(tls), target)` (feature `tls`).
+#[cfg(feature = "tls")]
+pub fn tls_builder(
+    target: impl Into<Target>,
+    tls: tls::TlsSettings,
+) -> Builder<Tokio, tls::TlsConnector> {
+    Builder::new(Tokio, tls::TlsConnector::new(tls), target)
+}
 
 /// The tokio runtime, as the driver sees it. [`Builder::spawn`] uses `tokio::spawn` (call it
 /// inside a tokio runtime, any flavour); [`Builder::spawn_local`] uses
@@ -187,6 +203,13 @@ impl futures::io::AsyncWrite for Stream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         each!(&mut *self, s => Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each!(&mut *self, s => Pin::new(s).poll_write_vectored(cx, bufs))
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         each!(&mut *self, s => Pin::new(s).poll_flush(cx))

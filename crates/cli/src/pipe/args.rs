@@ -136,6 +136,8 @@ pub struct PipeArgs {
     /// Record every call into the core as JSON lines in FILE (for `redial replay`).
     #[arg(long, value_name = "FILE")]
     pub(super) record: Option<PathBuf>,
+    #[command(flatten)]
+    pub(super) tls: crate::tls_args::TlsArgs,
     /// What stdin holds.
     #[arg(long, value_enum, default_value = "lines")]
     pub(super) stdin: StdinArg,

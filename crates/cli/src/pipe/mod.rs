@@ -127,7 +127,21 @@ where
         [one] => Target::from(one.clone()),
         many => Target::discover(Hosts(many.to_vec())),
     };
-    let mut builder = redial_tokio::builder(target).config(cfg).protocol(protocol);
+    let handshake = match args.preset {
+        // nats-server sends INFO in plaintext, then expects TLS.
+        Preset::Nats => {
+            crate::tls_args::Handshake::AfterGreeting(crate::tls_args::Greeting::default())
+        }
+        _ => crate::tls_args::Handshake::Immediate,
+    };
+    let connector = args
+        .tls
+        .connector(handshake)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let mut builder = redial_tokio::builder(target)
+        .connector(connector)
+        .config(cfg)
+        .protocol(protocol);
     let record_error = Arc::new(Mutex::new(None::<String>));
     if let Some(path) = &args.record {
         let file = std::fs::File::create(path)
