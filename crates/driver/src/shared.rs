@@ -437,7 +437,9 @@ impl Shared {
             for (stream, msg, size) in out.received.drain(..) {
                 g.deliver(stream, msg, size, &mut wake);
             }
-            for ev in out.events.drain(..) {
+            // Taken, not drained: events are rare, and an idle session should not keep the
+            // capacity its connect-time events needed (704 B each, measured).
+            for ev in std::mem::take(&mut out.events) {
                 g.event(ev, &mut wake);
             }
             for id in out.ended_streams.drain(..) {
