@@ -1233,6 +1233,45 @@ pub async fn nats_pings_answered_both_ways<A: RealAdapter>() {
     p.handle.close(CloseMode::Immediate).await;
 }
 
+/// Publishes `payloads[0]` on `subject`, restarts the server with `restart`, waits for the
+/// disconnect and the resubscription on the new connection, publishes `payloads[1]`: each is
+/// delivered and comes back on `sub` from `subject`. Returns the bodies received, in order.
+pub(crate) async fn publish_around_a_restart<A: Adapter>(
+    s: &mut Sess,
+    sub: &mut Subscription,
+    subject: &str,
+    payloads: [&str; 2],
+    restart: impl FnOnce(),
+) -> Vec<String> {
+    let mut restart = Some(restart);
+    let mut got = Vec::new();
+    for (round, payload) in payloads.into_iter().enumerate() {
+        if round == 1 {
+            let mark = s.mark();
+            if let Some(r) = restart.take() {
+                r();
+            }
+            let (at, down) = wait_since::<A>(s, mark, "disconnect", is_disconnect).await;
+            let epoch = epoch_of(&down);
+            wait_since::<A>(s, at + 1, "resubscribed", |e| subscribed_after(e, epoch)).await;
+        }
+        within::<A, _>(
+            LONG,
+            "published",
+            s.handle.send(
+                nats::publish(subject, payload.as_bytes()).expect("publish"),
+                Delivery::AtMostOnce,
+            ),
+        )
+        .await
+        .expect("delivered");
+        let m = next_msg::<A>(sub, "round trip").await;
+        assert_eq!(m.topic, subject.as_bytes());
+        got.push(String::from_utf8_lossy(&m.body).into_owned());
+    }
+    got
+}
+
 /// NATS restart: the session reconnects and `CONNECT` (verbose off) is sent again before
 /// anything else, and its subscription is made again: a `SUB` + `PUB` round trip works on
 /// both servers, `INFO` is never delivered as data, and no `+OK` or `-ERR` is ever seen.
@@ -1243,33 +1282,10 @@ pub async fn nats_restart_replays_handshake<A: RealAdapter>() {
     };
     let mut s = nats_session::<A>(&nats, real_config(Some((300, 700))), Nats::new());
     let mut sub = subscribed::<A>(&mut s, nats::subscription("foo", None)).await;
-    let mut got = Vec::new();
-    for round in 0..2 {
-        if round == 1 {
-            let mark = s.mark();
-            nats.restart();
-            let (at, down) = wait_since::<A>(&mut s, mark, "disconnect", is_disconnect).await;
-            let epoch = epoch_of(&down);
-            wait_since::<A>(&mut s, at + 1, "resubscribed", |e| {
-                subscribed_after(e, epoch)
-            })
-            .await;
-        }
-        let payload = format!("hello{round}");
-        within::<A, _>(
-            LONG,
-            "published",
-            s.handle.send(
-                nats::publish("foo", payload.as_bytes()).expect("publish"),
-                Delivery::AtMostOnce,
-            ),
-        )
-        .await
-        .expect("delivered");
-        let m = next_msg::<A>(&mut sub, "round trip").await;
-        assert_eq!(m.topic, b"foo");
-        got.push(String::from_utf8_lossy(&m.body).into_owned());
-    }
+    let got = publish_around_a_restart::<A>(&mut s, &mut sub, "foo", ["hello0", "hello1"], || {
+        nats.restart()
+    })
+    .await;
     assert_eq!(got, ["hello0", "hello1"], "[{}]", A::NAME);
     assert_eq!(
         s.handle.stats().connects,

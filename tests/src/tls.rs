@@ -45,9 +45,8 @@ use crate::adapters::{SmolAdapter, TokioAdapter};
 use crate::conformance::{eventually, within, Adapter};
 use crate::netns::{self, Side};
 use crate::real::{
-    ask, connected_after, epoch_of, int_reply, is_disconnect, is_heartbeat_timeout, next_msg,
-    pair_or_skip, real_config, subscribed, subscribed_after, value, wait_since, Sess, LONG,
-    TOLERANCE,
+    ask, connected_after, epoch_of, int_reply, is_disconnect, is_heartbeat_timeout, pair_or_skip,
+    publish_around_a_restart, real_config, subscribed, value, wait_since, Sess, LONG, TOLERANCE,
 };
 use crate::servers::{skip_or_fail, which, RedisServer};
 
@@ -901,32 +900,14 @@ pub async fn tls_nats_restart_ridden<A: TlsAdapter>() {
         Nats::new(),
     );
     let mut sub = subscribed::<A>(&mut s, nats::subscription("tls.foo", None)).await;
-    let mut got = Vec::new();
-    for round in 0..2 {
-        if round == 1 {
-            let mark = s.mark();
-            nats.restart();
-            let (at, down) = wait_since::<A>(&mut s, mark, "disconnect", is_disconnect).await;
-            let epoch = epoch_of(&down);
-            wait_since::<A>(&mut s, at + 1, "resubscribed", |e| {
-                subscribed_after(e, epoch)
-            })
-            .await;
-        }
-        let payload = format!("over tls {round}");
-        within::<A, _>(
-            LONG,
-            "published",
-            s.handle.send(
-                nats::publish("tls.foo", payload.as_bytes()).expect("publish"),
-                Delivery::AtMostOnce,
-            ),
-        )
-        .await
-        .expect("delivered");
-        let m = next_msg::<A>(&mut sub, "round trip").await;
-        got.push(String::from_utf8_lossy(&m.body).into_owned());
-    }
+    let got = publish_around_a_restart::<A>(
+        &mut s,
+        &mut sub,
+        "tls.foo",
+        ["over tls 0", "over tls 1"],
+        || nats.restart(),
+    )
+    .await;
     assert_eq!(got, ["over tls 0", "over tls 1"], "[{}]", A::NAME);
     assert_eq!(s.handle.stats().connects, 2, "[{}]", A::NAME);
     s.handle.close(CloseMode::Immediate).await;

@@ -18,20 +18,18 @@
 
 #![allow(missing_docs)]
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redial_tokio::tls::{rustls, TlsSettings};
-use redial_tokio::{Batch, CloseMode, Config, Delivery, LengthCodec, Receipt};
+use redial_tokio::{CloseMode, Config, Delivery, LengthCodec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
-const WINDOW: usize = 512;
-const BATCH_BYTES: usize = 8 << 10;
-const BATCH_WINDOW: usize = 64;
+use redial_bench::{header, rotation, send_redial, send_redial_batch, Spread};
+
 const HANDSHAKES_PER_ROUND: usize = 20;
 
 fn main() {
@@ -277,11 +275,6 @@ fn redial_session(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> redial
     h
 }
 
-fn header(size: usize) -> [u8; 5] {
-    let l = (size as u32 + 1).to_be_bytes();
-    [l[0], l[1], l[2], l[3], LengthCodec::DATA]
-}
-
 async fn send_raw(w: &mut RawTls, n: usize, size: usize) {
     let payload = vec![7u8; size];
     let h = header(size);
@@ -291,43 +284,6 @@ async fn send_raw(w: &mut RawTls, n: usize, size: usize) {
     }
     w.flush().await.expect("flush");
 }
-
-async fn send_redial(h: &redial_tokio::Handle, n: usize, size: usize) {
-    let mut win: VecDeque<Receipt> = VecDeque::with_capacity(WINDOW);
-    for _ in 0..n {
-        if win.len() == WINDOW {
-            win.pop_front().expect("receipt").await.expect("delivered");
-        }
-        win.push_back(h.send(vec![7u8; size], Delivery::AtMostOnce));
-    }
-    for r in win {
-        r.await.expect("delivered");
-    }
-}
-
-async fn send_redial_batch(h: &redial_tokio::Handle, n: usize, size: usize) {
-    let payload = vec![7u8; size];
-    let per = (BATCH_BYTES / (size + redial_tokio::core::BATCH_RECORD_OVERHEAD)).max(1);
-    let mut win: VecDeque<Receipt> = VecDeque::with_capacity(BATCH_WINDOW);
-    let mut sent = 0;
-    while sent < n {
-        let k = per.min(n - sent);
-        let mut b = Batch::with_capacity(k * (size + redial_tokio::core::BATCH_RECORD_OVERHEAD));
-        for _ in 0..k {
-            b.push(&payload);
-        }
-        sent += k;
-        if win.len() == BATCH_WINDOW {
-            win.pop_front().expect("receipt").await.expect("delivered");
-        }
-        win.push_back(h.send_batch(b, Delivery::AtMostOnce));
-    }
-    for r in win {
-        r.await.expect("delivered");
-    }
-}
-
-// ----- workloads -----
 
 struct Row {
     workload: String,
@@ -345,10 +301,6 @@ struct Row {
 struct Samples {
     rate: Vec<f64>,
     cpu: Vec<f64>,
-}
-
-fn rotation(n: usize, r: usize) -> Vec<usize> {
-    (0..n).map(|i| (i + r) % n).collect()
 }
 
 fn rows(
@@ -605,43 +557,4 @@ async fn handshakes(pki: &Pki, sink: &Sink, rounds: usize) -> Vec<Row> {
     );
     session.close(CloseMode::Immediate).await;
     r
-}
-
-// ----- spreads -----
-
-#[derive(Clone, Copy, Debug)]
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(xs: &[f64]) -> Spread {
-        let mut v = xs.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n == 0 {
-            f64::NAN
-        } else if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Spread {
-            median,
-            min: v.first().copied().unwrap_or(f64::NAN),
-            max: v.last().copied().unwrap_or(f64::NAN),
-        }
-    }
-
-    fn show(&self, prec: usize) -> String {
-        format!(
-            "{:.p$} ({:.p$} – {:.p$})",
-            self.median,
-            self.min,
-            self.max,
-            p = prec
-        )
-    }
 }

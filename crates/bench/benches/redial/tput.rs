@@ -1,25 +1,17 @@
 //! 2. Throughput: length-prefixed messages over loopback to a sink that discards them.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::io::AsyncWriteExt as _;
-use redial_tokio::{Batch, Config, Delivery, LengthCodec, Receipt};
+use redial_tokio::{Config, LengthCodec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::util::{rotation, Spread};
-
-/// Receive window of outstanding receipts for redial senders.
-const WINDOW: usize = 512;
-/// Bytes per batch for the batch sender: the raw clients' `BufWriter` capacity, so both
-/// hand the kernel the same amount at a time.
-pub const BATCH_BYTES: usize = 8 << 10;
-/// Outstanding batch receipts.
-const BATCH_WINDOW: usize = 64;
+pub use redial_bench::{header, send_redial, send_redial_batch};
 
 /// A sink server on its own thread: reads and discards, counting bytes.
 pub struct Sink {
@@ -93,55 +85,12 @@ impl Sink {
     }
 }
 
-/// The frame header of `LengthCodec` for a data payload of `size` bytes.
-pub fn header(size: usize) -> [u8; 5] {
-    let l = (size as u32 + 1).to_be_bytes();
-    [l[0], l[1], l[2], l[3], LengthCodec::DATA]
-}
-
 /// Throughput config: no heartbeat (the sink never answers), everything else default.
 pub fn config() -> Config {
     Config::default().with_heartbeat(None)
 }
 
 // ----- senders -----
-
-pub async fn send_redial(h: &redial_tokio::Handle, n: usize, size: usize) {
-    let mut win: VecDeque<Receipt> = VecDeque::with_capacity(WINDOW);
-    for _ in 0..n {
-        if win.len() == WINDOW {
-            win.pop_front().expect("receipt").await.expect("delivered");
-        }
-        win.push_back(h.send(vec![7u8; size], Delivery::AtMostOnce));
-    }
-    for r in win {
-        r.await.expect("delivered");
-    }
-}
-
-/// The batch fast path: messages copied from one reused buffer into [`Batch`]es of about
-/// [`BATCH_BYTES`] (records included), one receipt per batch, a window of them in flight.
-pub async fn send_redial_batch(h: &redial_tokio::Handle, n: usize, size: usize) {
-    let payload = vec![7u8; size];
-    let per = (BATCH_BYTES / (size + redial_tokio::core::BATCH_RECORD_OVERHEAD)).max(1);
-    let mut win: VecDeque<Receipt> = VecDeque::with_capacity(BATCH_WINDOW);
-    let mut sent = 0;
-    while sent < n {
-        let k = per.min(n - sent);
-        let mut b = Batch::with_capacity(k * (size + redial_tokio::core::BATCH_RECORD_OVERHEAD));
-        for _ in 0..k {
-            b.push(&payload);
-        }
-        sent += k;
-        if win.len() == BATCH_WINDOW {
-            win.pop_front().expect("receipt").await.expect("delivered");
-        }
-        win.push_back(h.send_batch(b, Delivery::AtMostOnce));
-    }
-    for r in win {
-        r.await.expect("delivered");
-    }
-}
 
 pub async fn send_tokio<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, n: usize, size: usize) {
     let payload = vec![7u8; size];

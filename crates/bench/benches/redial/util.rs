@@ -47,56 +47,6 @@ pub fn live_bytes() -> i64 {
     LIVE.load(Relaxed)
 }
 
-/// Median, min, max.
-#[derive(Clone, Copy, Debug)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    pub fn of(xs: &[f64]) -> Spread {
-        let mut v = xs.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n == 0 {
-            f64::NAN
-        } else if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Spread {
-            median,
-            min: v.first().copied().unwrap_or(f64::NAN),
-            max: v.last().copied().unwrap_or(f64::NAN),
-        }
-    }
-
-    /// Percentile by nearest rank.
-    pub fn pct(xs: &[f64], p: f64) -> f64 {
-        let mut v = xs.to_vec();
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((p / 100.0) * v.len() as f64).ceil() as usize;
-        v[i.clamp(1, v.len()) - 1]
-    }
-
-    /// `median (min – max)` with `prec` decimals.
-    pub fn show(&self, prec: usize) -> String {
-        format!(
-            "{:.p$} ({:.p$} – {:.p$})",
-            self.median,
-            self.min,
-            self.max,
-            p = prec
-        )
-    }
-}
-
 /// A field of /proc/self/status in KiB (VmRSS, VmHWM, ...).
 pub fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -137,7 +87,4 @@ pub fn sh(cmd: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The order of `n` sides in round `r`: rotated by `r`.
-pub fn rotation(n: usize, r: usize) -> Vec<usize> {
-    (0..n).map(|i| (i + r) % n).collect()
-}
+pub use redial_bench::{rotation, Spread};
