@@ -44,11 +44,9 @@
 //! `crates/cli/tests/tls_args.rs` compiles and tests this file on its own until then.
 
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
+use futures::future::Either;
 use redial_tokio::tls::{ClientIdentity, TlsConnector, TlsError, TlsOptions, TlsSettings};
 use redial_tokio::{BoxFuture, ConnectError, Connector, Dial, TcpConnector};
 
@@ -206,14 +204,9 @@ pub enum PipeConnector {
     Tls(TlsConnector),
 }
 
-/// The stream of a [`PipeConnector`].
-#[derive(Debug)]
-pub enum PipeStream {
-    /// TCP (or a Unix socket).
-    Plain(redial_tokio::Stream),
-    /// TLS.
-    Tls(Box<redial_tokio::tls::TlsStream>),
-}
+/// The stream of a [`PipeConnector`]: TCP (or a Unix socket), or TLS. `Either` forwards
+/// reads and writes, vectored ones included, to whichever it holds.
+pub type PipeStream = Either<redial_tokio::Stream, Box<redial_tokio::tls::TlsStream>>;
 
 impl Connector for PipeConnector {
     type Stream = PipeStream;
@@ -223,50 +216,12 @@ impl Connector for PipeConnector {
         match self {
             PipeConnector::Plain(c) => {
                 let f = c.connect(dial);
-                Box::pin(async move { f.await.map(PipeStream::Plain) })
+                Box::pin(async move { f.await.map(Either::Left) })
             }
             PipeConnector::Tls(c) => {
                 let f = c.connect(dial);
-                Box::pin(async move { f.await.map(|s| PipeStream::Tls(Box::new(s))) })
+                Box::pin(async move { f.await.map(|s| Either::Right(Box::new(s))) })
             }
         }
-    }
-}
-
-macro_rules! each {
-    ($s:expr, $x:ident => $e:expr) => {
-        match $s {
-            PipeStream::Plain($x) => $e,
-            PipeStream::Tls($x) => {
-                let $x = &mut **$x;
-                $e
-            }
-        }
-    };
-}
-
-impl futures::io::AsyncRead for PipeStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        each!(&mut *self, s => Pin::new(s).poll_read(cx, buf))
-    }
-}
-
-impl futures::io::AsyncWrite for PipeStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        each!(&mut *self, s => Pin::new(s).poll_write(cx, buf))
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(&mut *self, s => Pin::new(s).poll_flush(cx))
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(&mut *self, s => Pin::new(s).poll_close(cx))
     }
 }
