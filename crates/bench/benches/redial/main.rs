@@ -8,6 +8,7 @@
 mod core_step;
 mod dead;
 mod mem;
+mod placement;
 mod tput;
 mod util;
 
@@ -39,6 +40,33 @@ fn main() {
             let size: usize = arg(4).parse().expect("size");
             let addr: SocketAddr = arg(5).parse().expect("addr");
             tput::cg_client(arg(2), n, size, addr);
+        }
+        "smol64" => {
+            // One process run of the smol 64 B comparison (issue #13, part 3), printed as one
+            // line: its ratios and where its threads ran. `REDIAL_BENCH_PIN=main=0,smol-1=1,...`
+            // pins them first.
+            let rounds: usize = arg(2).parse().expect("rounds");
+            let sink = tput::Sink::start();
+            // smol's executor thread and async-io's reactor thread exist from here on.
+            smol::block_on(smol::spawn(async {}));
+            smol::block_on(smol::Timer::after(Duration::from_millis(1)));
+            let spec = std::env::var("REDIAL_BENCH_PIN").unwrap_or_default();
+            let pinned = placement::pin(&spec);
+            let sampler = placement::Sampler::start(&["main", "smol-1", "bench-sink", "async-io"]);
+            let c = tput::smol_side_by_side(&sink, rounds, 200_000, 64);
+            let same = sampler.finish();
+            println!(
+                "batch={:.3} send={:.3} chan={:.3} aa={:.3} {same} pinned={}",
+                c.rows[3].2.median,
+                c.rows[2].2.median,
+                c.rows[4].2.median,
+                c.rows[1].2.median,
+                if pinned.is_empty() {
+                    "none".to_string()
+                } else {
+                    pinned.join(",")
+                }
+            );
         }
         "hold" => {
             util::raise_nofile();
@@ -298,7 +326,10 @@ fn all(out: &Path) {
          4-byte record headers included), each sent with `Handle::send_batch`, a window of 64 \
          batch receipts; the driver frames every message with the codec when it writes the \
          batch, and the batch is delivered (here: written) as one. stubborn-io is `StubbornTcpStream` in the same \
-         `BufWriter`. TCP_NODELAY on every client (redial's default). redial's heartbeat is off \
+         `BufWriter`. The channel writer is the seed's design (issue #13): each message its own \
+         `Vec`, a bounded channel (512), and a writer task that owns the raw client's \
+         `BufWriter`, writes the header and the message, and flushes when the channel is \
+         momentarily empty; it tells the caller nothing of each message. TCP_NODELAY on every client (redial's default). redial's heartbeat is off \
          here (the sink never answers PINGs); everything else is the default config. \
          {ROUNDS} rounds, rotating order; rates in messages/s; ratios are per-round side / raw A.\n"
     );
@@ -323,7 +354,18 @@ fn all(out: &Path) {
             for (name, rate, ratio) in &c.rows {
                 let _ = writeln!(md, "| {name} | {} | {} |", rate.show(0), ratio.show(3));
             }
-            let _ = writeln!(md);
+            let chan = c.rows.len() - 1;
+            let vs_chan = c.ratio(2, chan);
+            let _ = writeln!(
+                md,
+                "\n`send` / channel writer, per round: {}.\n",
+                vs_chan.show(3)
+            );
+            goals.push(format!(
+                "2. (#13) {rt_name} `send` ≥ 1.0× the channel writer at {size} B: {} ({})",
+                status(vs_chan.median >= 1.0),
+                vs_chan.show(3)
+            ));
             let control = c.rows[1].2;
             for (name, _, ratio) in c.rows.iter().filter(|r| r.0.starts_with("redial")) {
                 let met = ratio.median >= 0.97;
@@ -355,9 +397,17 @@ fn all(out: &Path) {
                 md,
                 "| client | instructions / message | vs raw |\n|---|---|---|"
             );
-            for (raw_name, redials) in [
-                ("raw-tokio", ["redial-tokio", "redial-tokio-batch"]),
-                ("raw-smol", ["redial-smol", "redial-smol-batch"]),
+            for (raw_name, redials, chan_name) in [
+                (
+                    "raw-tokio",
+                    ["redial-tokio", "redial-tokio-batch"],
+                    "chan-tokio",
+                ),
+                (
+                    "raw-smol",
+                    ["redial-smol", "redial-smol-batch"],
+                    "chan-smol",
+                ),
             ] {
                 let addr = sink.addr.to_string();
                 let cnt = |which: &str| {
@@ -377,9 +427,24 @@ fn all(out: &Path) {
                 };
                 let Some(raw) = cnt(raw_name) else { continue };
                 let _ = writeln!(md, "| {raw_name} | {raw:.0} | 1.00 |");
+                let chan = cnt(chan_name);
+                if let Some(chan) = chan {
+                    let _ = writeln!(
+                        md,
+                        "| {chan_name} (the seed's channel writer) | {chan:.0} | {:.2} |",
+                        chan / raw
+                    );
+                }
                 for which in redials {
                     let Some(red) = cnt(which) else { continue };
                     let _ = writeln!(md, "| {which} | {red:.0} | {:.2} |", red / raw);
+                    if let (Some(chan), false) = (chan, which.ends_with("-batch")) {
+                        goals.push(format!(
+                            "2. (#13) instructions per 64 B message ≤ 1.2× the channel writer ({which}): {} ({red:.0} vs {chan:.0} = {:.2}×)",
+                            status(red <= 1.2 * chan),
+                            red / chan
+                        ));
+                    }
                     goals.push(format!(
                         "2. instructions per 64 B message ≤ 1.3× raw ({which}): {} ({red:.0} vs {raw:.0} = {:.2}×)",
                         status(red <= 1.3 * raw),
