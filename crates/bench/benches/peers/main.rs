@@ -22,7 +22,7 @@ use redial_bench::Spread;
 use redial_tests::servers::{NatsServer, RedisServer};
 
 /// Interleaved rounds per table (a full run).
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 15;
 
 const BEGIN: &str = "<!-- peers:begin -->";
 const END: &str = "<!-- peers:end -->";

@@ -176,6 +176,114 @@ fn status(met: bool) -> &'static str {
     }
 }
 
+/// Process runs per placement in section 2b.
+const PLACEMENT_RUNS: usize = 10;
+
+/// Issue #13, part 3: the smol 64 B comparison in [`PLACEMENT_RUNS`] separate processes for
+/// each thread placement (unpinned, and the three ways of putting three busy threads on two
+/// CPUs), the placements interleaved run by run.
+fn placement_section(exe: &Path, goals: &mut Vec<String>, log: &dyn Fn(&str)) -> String {
+    let placements = [
+        ("unpinned (the kernel places them)", ""),
+        (
+            "sink with the session task (main=0, smol-1=1, sink=1)",
+            "main=0,smol-1=1,bench-sink=1",
+        ),
+        (
+            "sink with the sender (main=0, smol-1=1, sink=0)",
+            "main=0,smol-1=1,bench-sink=0",
+        ),
+        (
+            "sender with the session task (main=0, smol-1=0, sink=1)",
+            "main=0,smol-1=0,bench-sink=1",
+        ),
+    ];
+    let rounds = 5;
+    // results[placement] = per run: (batch, send, chan, the line)
+    let mut results: Vec<Vec<(f64, f64, f64, String)>> = vec![Vec::new(); placements.len()];
+    for run in 0..PLACEMENT_RUNS {
+        log(&format!("   run {} of {PLACEMENT_RUNS}", run + 1));
+        for (i, (_, spec)) in placements.iter().enumerate() {
+            let o = Command::new(exe)
+                .args(["smol64", &rounds.to_string()])
+                .env("REDIAL_BENCH_PIN", spec)
+                .output()
+                .expect("smol64 child");
+            let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let field = |k: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            match (field("batch="), field("send="), field("chan=")) {
+                (Some(b), Some(s), Some(c)) => results[i].push((b, s, c, line.clone())),
+                _ => eprintln!(
+                    "smol64 failed: {line} {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            }
+        }
+    }
+    let mut md = String::new();
+    let _ = writeln!(md, "## 2b. smol, 64 B: the bimodality is the benchmark's thread placement (issue #13, part 3)\n");
+    let _ = writeln!(
+        md,
+        "The smol 64 B comparison of section 2 ({rounds} rounds, 200,000 messages each, ratios \
+         per round to raw A, median of the run) in {PLACEMENT_RUNS} separate processes for each \
+         placement, interleaved run by run. Three threads are busy on two CPUs: the sender \
+         (`main`, in `smol::block_on`, which also is the raw client), smol's executor thread \
+         (`smol-1`: redial's session task, the channel writer's task) and the sink \
+         (`bench-sink`). Pinned with `sched_setaffinity` before the first round; unpinned runs \
+         record, every 2 ms, the CPU each thread last ran on.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| placement | runs | `send_batch` / raw: median of runs (min – max) | runs ≥ 1.2× / ≤ 1.0× | `send` / raw | channel writer / raw | `send` / channel writer |\n|---|---|---|---|---|---|---|"
+    );
+    for (i, (name, _)) in placements.iter().enumerate() {
+        let r = &results[i];
+        let col = |f: fn(&(f64, f64, f64, String)) -> f64| {
+            Spread::of(&r.iter().map(f).collect::<Vec<_>>())
+        };
+        let fast = r.iter().filter(|x| x.0 >= 1.2).count();
+        let slow = r.iter().filter(|x| x.0 <= 1.0).count();
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {fast} / {slow} | {} | {} | {} |",
+            r.len(),
+            col(|x| x.0).show(2),
+            col(|x| x.1).show(3),
+            col(|x| x.2).show(3),
+            col(|x| x.1 / x.2).show(2)
+        );
+        if i == 0 {
+            let b = col(|x| x.0);
+            goals.push(format!(
+                "2b. (#13) smol 64 B `send_batch` / raw over {} unpinned process runs: {} ({fast} runs ≥ 1.2×, {slow} ≤ 1.0×); pinned, sink with the session task: {}; sink with the sender: {}",
+                r.len(),
+                b.show(2),
+                Spread::of(&results[1].iter().map(|x| x.0).collect::<Vec<_>>()).show(2),
+                Spread::of(&results[2].iter().map(|x| x.0).collect::<Vec<_>>()).show(2),
+            ));
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nThe unpinned runs, each with the share of samples in which two threads were last on \
+         the same CPU:\n\n```"
+    );
+    for (b, _, _, line) in &results[0] {
+        let shares: Vec<&str> = line
+            .split_whitespace()
+            .filter(|w| w.starts_with("main+") || w.starts_with("smol-1+bench"))
+            .filter(|w| !w.contains("async-io"))
+            .collect();
+        let _ = writeln!(md, "send_batch/raw {b:.2}  {}", shares.join("  "));
+    }
+    let _ = writeln!(md, "```\n");
+    md
+}
+
 fn all(out: &Path) {
     let started = Instant::now();
     let exe = std::env::current_exe().expect("current exe");
@@ -489,6 +597,12 @@ fn all(out: &Path) {
             let _ = writeln!(md);
         }
         let _ = tput_ok;
+    }
+
+    // ---------------------------------------------------------------- 2b. smol placement
+    if want("2b") {
+        log("2b. smol 64 B across process runs and thread placements");
+        let _ = writeln!(md, "{}", placement_section(&exe, &mut goals, &log));
     }
 
     // ---------------------------------------------------------------- 3. dead peer
