@@ -575,8 +575,9 @@ fn all(out: &Path) {
                 md,
                 "\nWhere redial-tokio's instructions go with `send` (callgrind, 40,000 × 64 B, \
                  whole client process, exclusive, top functions; `malloc`/`free` serve the \
-                 per-message payload `Vec`, channel node and receipt; `hash_one`/`hashbrown` are \
-                 the driver's receipt `HashMap`):\n\n```\n{prof}```"
+                 per-message payload `Vec` and the growth of the mailbox and ledger queues; \
+                 `Shared::push`, `poll_slot`, `settle`, `release` are the mailbox and receipt \
+                 slots under the session's mutex):\n\n```\n{prof}```"
             );
             let prof = cg_profile(
                 &exe,
