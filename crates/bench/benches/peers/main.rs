@@ -228,7 +228,11 @@ fn main() {
          connection. redial's reconnect policy is fast (20 ms first retry); redis-rs runs its \
          defaults. \"executed − ok\" is how many commands the server executed although the \
          client did not report them done: for redial those are among its in-doubt ones, for \
-         redis-rs they are hidden among its errors.\n",
+         redis-rs they are hidden among its errors. redis-rs sends a command when its \
+         future is first polled (here: when the window is full and the oldest is awaited), so \
+         the first kill, after the 500th command issued, finds its connection still idle; a \
+         `MultiplexedConnection` never reconnects, so every command after that kill fails. \
+         `ConnectionManager` reconnects in the background; what was issued meanwhile fails.\n",
         redial_bench::WINDOW,
         faults::KILL_EVERY
     );
