@@ -60,6 +60,7 @@ mod dial;
 mod error;
 mod handle;
 mod io;
+pub mod metrics;
 mod notify;
 mod received;
 mod runtime;

@@ -38,6 +38,7 @@ pub(crate) struct Run<R: Runtime, C: Connector, P: Protocol> {
     pub(crate) conn: Option<Conn<C::Stream>>,
     pub(crate) commands: Commands,
     pub(crate) notify: Notify,
+    pub(crate) meter: crate::metrics::Meter,
     pub(crate) outbox: Outbox,
     pub(crate) inbox: Inbox,
     /// How long the graceful close started by dropping every handle may drain.
@@ -187,6 +188,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
                 }
                 Action::Notify(n) => {
                     let at = self.rt.now().saturating_duration_since(self.origin);
+                    self.meter.notification(&n, at);
                     let dialer = &self.dialer;
                     self.notify.notification(
                         n,
@@ -200,6 +202,8 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
             }
         }
         let snapshot = (self.session.state(), self.session.stats());
+        let queue = (self.session.queue_len(), self.session.queue_bytes());
+        self.meter.round(&snapshot.1, queue.0, queue.1);
         if self.published != Some(snapshot) {
             self.published = Some(snapshot);
             self.outbox.snapshot = Some(snapshot);
