@@ -74,6 +74,59 @@ pub(crate) use off::{Meter, MissedEvents};
 #[cfg(feature = "metrics")]
 pub(crate) use on::{Meter, MissedEvents};
 
+/// Describes every metric above (unit and help text) to the installed recorder, for
+/// exporters that print descriptions (Prometheus `# HELP`). Call it once, after installing
+/// the recorder; recording works without it.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("redial_attempts_total", "Dials started.");
+    describe_counter!(
+        "redial_attempt_failures_total",
+        "Failed attempts (resolve or dial), by error class."
+    );
+    describe_counter!("redial_connects_total", "Connections established.");
+    describe_counter!("redial_disconnects_total", "Connections ended, by reason.");
+    describe_counter!(
+        "redial_messages_total",
+        "Messages settled, by outcome (a batch counts once)."
+    );
+    describe_counter!(
+        "redial_stale_inputs_total",
+        "Inputs from a connection that is no longer current, ignored."
+    );
+    describe_counter!(
+        "redial_events_missed_total",
+        "Lifecycle events dropped because the events reader fell behind."
+    );
+    describe_counter!(
+        "redial_gave_up_total",
+        "Sessions that gave up reconnecting."
+    );
+    describe_gauge!("redial_sessions", "Sessions in each state.");
+    describe_gauge!(
+        "redial_queue_messages",
+        "Messages held: queued plus in flight."
+    );
+    describe_gauge!("redial_queue_bytes", Unit::Bytes, "Payload bytes held.");
+    describe_gauge!(
+        "redial_rtt_seconds",
+        Unit::Seconds,
+        "Smoothed heartbeat round-trip time."
+    );
+    describe_histogram!(
+        "redial_detection_seconds",
+        Unit::Seconds,
+        "How long a dead peer had been silent when it was declared dead."
+    );
+    describe_histogram!(
+        "redial_reconnect_seconds",
+        Unit::Seconds,
+        "From losing an established connection to the next one established."
+    );
+}
+
 #[cfg(feature = "metrics")]
 mod on {
     use std::time::Duration;
