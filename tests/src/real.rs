@@ -192,7 +192,7 @@ impl Sess {
         self.seen.iter().filter(|e| f(&e.notification)).count()
     }
 
-    /// Index just past the events seen so far: a mark for [`wait_since`].
+    /// Index just past the events seen so far: a mark for `wait_since`.
     pub fn mark(&mut self) -> usize {
         self.drain();
         self.seen.len()

@@ -262,6 +262,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
 }
 
 #[cfg(feature = "record")]
+#[cfg_attr(docsrs, doc(cfg(feature = "record")))]
 impl<R: Runtime, C: Connector, P: crate::trace::Recordable> Builder<R, C, P> {
     /// Records every call the session makes into its core, as JSON lines on `out` (the bytes
     /// read, the messages enqueued, the protocol and its non-secret settings, every action),
