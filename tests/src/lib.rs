@@ -9,7 +9,7 @@
 //! their own threads (each with a private tokio runtime) and are controlled with plain blocking
 //! calls, so the same scenarios drive redial-tokio and redial-smol unchanged.
 
-pub use redial_testkit::{etcd, netns, servers, wait};
+pub use redial_testkit::{netns, servers, wait};
 
 /// The fault proxy ([`redial_testkit::proxy`]), plus the suites' poison-tolerant lock.
 pub mod proxy {

@@ -59,7 +59,7 @@ mod off {
         #[inline(always)]
         pub(crate) fn notification(&mut self, _: &Notification, _: std::time::Duration) {}
         #[inline(always)]
-        pub(crate) fn round(&mut self, _: &redial_core::Stats, _: usize, _: usize) {}
+        pub(crate) fn round<P: redial_core::Protocol>(&mut self, _: &redial_core::Session<P>) {}
     }
 
     impl MissedEvents {
@@ -132,7 +132,7 @@ mod on {
     use std::time::Duration;
 
     use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram, SharedString};
-    use redial_core::{DisconnectReason, NetError, Notification, State, Stats};
+    use redial_core::{DisconnectReason, NetError, Notification, Protocol, Session, State, Stats};
 
     use super::Labels;
 
@@ -273,7 +273,9 @@ mod on {
         }
 
         /// After a round of the core: the counters' increase and the queue's depth.
-        pub(crate) fn round(&mut self, stats: &Stats, queue_len: usize, queue_bytes: usize) {
+        pub(crate) fn round<P: Protocol>(&mut self, session: &Session<P>) {
+            let (stats, queue_len, queue_bytes) =
+                (&session.stats(), session.queue_len(), session.queue_bytes());
             if self.state.is_none() {
                 // The first state is never announced as a change.
                 self.enter(State::Disconnected);

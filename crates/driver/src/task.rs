@@ -202,8 +202,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
             }
         }
         let snapshot = (self.session.state(), self.session.stats());
-        let queue = (self.session.queue_len(), self.session.queue_bytes());
-        self.meter.round(&snapshot.1, queue.0, queue.1);
+        self.meter.round(&self.session);
         if self.published != Some(snapshot) {
             self.published = Some(snapshot);
             self.outbox.snapshot = Some(snapshot);
