@@ -68,3 +68,30 @@ impl Adapter for SmolAdapter {
         .boxed()
     }
 }
+
+/// redial-blocking: each session on a thread of its own; the scenario itself runs on the
+/// test's thread with the crate's `block_on` (its own poller), as a program without an async
+/// runtime would wait.
+pub struct BlockingAdapter;
+
+impl Adapter for BlockingAdapter {
+    type Rt = redial_blocking::Blocking;
+    type Conn = redial_blocking::TcpConnector;
+    const NAME: &'static str = "blocking";
+
+    fn builder(target: Target) -> Builder<Self::Rt, Self::Conn> {
+        redial_blocking::builder(target)
+    }
+
+    fn tcp_connector(factory: SocketFactory) -> Self::Conn {
+        redial_blocking::TcpConnector::default().with_socket_factory(factory)
+    }
+
+    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F) {
+        redial_blocking::block_on(f)
+    }
+
+    fn sleep(d: Duration) -> BoxFuture<'static, ()> {
+        redial_blocking::Sleep::until(std::time::Instant::now() + d).boxed()
+    }
+}

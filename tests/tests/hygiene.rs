@@ -2,7 +2,7 @@
 //! binary of their own so no other test's work is counted: 1,000 reconnect cycles leak no
 //! descriptors and no tasks; an idle session uses (almost) no CPU, with its heartbeat on (a few
 //! PING/PONG round trips) and off (it wakes for nothing at all). Both adapters, one scenario at
-//! a time.
+//! a time; on redial-blocking a session is a thread, so its threads are counted as tasks.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -86,6 +86,11 @@ macro_rules! silent {
 
 macro_rules! hygiene {
     ($name:ident, $krate:ident, $block_on:expr, $tasks:expr) => {
+        hygiene!($name, $krate, $block_on, $tasks, 0);
+    };
+    // `$own_fds`: descriptors a live session holds besides its socket (redial-blocking: its
+    // thread's poller), allowed while it lives, gone after it ends.
+    ($name:ident, $krate:ident, $block_on:expr, $tasks:expr, $own_fds:expr) => {
         #[test]
         fn $name() {
             let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,13 +131,14 @@ macro_rules! hygiene {
                 wait_until(Duration::from_secs(10), "old server-side sockets closed", || server.live() == 1);
                 // Old sockets may still be closing under load: wait (bounded) rather than sample.
                 let deadline = Instant::now() + Duration::from_secs(5);
+                let allowed = fds_before + 2 + $own_fds;
                 let mut fds_cycled = open_fds();
-                while fds_cycled > fds_before + 2 && Instant::now() < deadline {
+                while fds_cycled > allowed && Instant::now() < deadline {
                     sleep(Duration::from_millis(10)).await;
                     fds_cycled = open_fds();
                 }
                 assert!(
-                    fds_cycled <= fds_before + 2,
+                    fds_cycled <= allowed,
                     "{} fds before, {fds_cycled} after {CYCLES} cycles",
                     fds_before
                 );
@@ -226,5 +232,58 @@ mod smol_adapter {
         redial_smol,
         |f| smol::block_on(f),
         None
+    );
+}
+
+mod blocking_adapter {
+    use super::*;
+
+    async fn sleep(d: Duration) {
+        redial_blocking::Sleep::until(Instant::now() + d).await
+    }
+
+    async fn yield_now() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut yielded, true) {
+                std::task::Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// A session is a thread here: a leaked session is a leaked thread.
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .expect("procfs")
+            .count()
+    }
+
+    /// The descriptors of one thread's poller (closed when the thread ends).
+    fn poller_fds() -> usize {
+        std::thread::spawn(|| {
+            let before = open_fds();
+            redial_blocking::block_on(async {});
+            open_fds() - before
+        })
+        .join()
+        .expect("probe thread")
+    }
+
+    silent!(
+        idle_without_heartbeat_wakes_for_nothing,
+        redial_blocking,
+        redial_blocking::block_on
+    );
+
+    hygiene!(
+        reconnect_cycles_leak_nothing_and_idle_is_quiet,
+        redial_blocking,
+        redial_blocking::block_on,
+        Some(threads()),
+        poller_fds()
     );
 }

@@ -218,7 +218,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             inbox: Inbox::default(),
             drop_drain: self.drop_drain,
             handles_gone: false,
-            published: None,
+            state: redial_core::State::Disconnected,
             done: false,
         };
         let ends = (

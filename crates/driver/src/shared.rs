@@ -128,8 +128,6 @@ pub(crate) struct Outbox {
     /// Received units, for their streams, with their size (inbound credit).
     pub(crate) received: Vec<(StreamId, Message, usize)>,
     pub(crate) events: Vec<SessionEvent>,
-    /// The state and stats, if they changed.
-    pub(crate) snapshot: Option<(State, Stats)>,
     /// Subscription streams that end (the protocol refused them).
     pub(crate) ended_streams: Vec<StreamId>,
 }
@@ -423,16 +421,17 @@ impl Shared {
         &self,
         out: &mut Outbox,
         inbox: &mut Inbox,
+        (state, stats): (State, Stats),
         cx: Option<&mut Context<'_>>,
     ) {
         let mut wake: Vec<Waker> = Vec::new();
         {
             let mut g = self.lock();
             let g = &mut *g;
-            if let Some((state, stats)) = out.snapshot.take() {
-                g.state = state;
-                g.stats = stats;
-            }
+            // The state and stats as the core has them now, handed over under the lock the
+            // task takes every turn anyway (so the task keeps no copy of its own).
+            g.state = state;
+            g.stats = stats;
             for (slot, v) in out.settled.drain(..) {
                 g.settle(slot, v, &mut wake);
             }

@@ -52,6 +52,11 @@ impl<P: Protocol> Tapped<P> {
         self.recorder = Some(recorder);
     }
 
+    /// Frees spare queue capacity; changes nothing a recorder could see.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.session.shrink_to_fit();
+    }
+
     pub(crate) fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Handled {
         rec!(self, r => r.input(now, &input));
         self.session.handle_input(now, input)

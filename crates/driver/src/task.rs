@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant as StdInstant};
 
-use redial_core::{Action, CloseMode, Input, Instant, NetError, Protocol, Received, State, Stats};
+use redial_core::{Action, CloseMode, Input, Instant, NetError, Protocol, Received, State};
 
 use crate::commands::Commands;
 use crate::connect::Connector;
@@ -44,8 +44,9 @@ pub(crate) struct Run<R: Runtime, C: Connector, P: Protocol> {
     /// How long the graceful close started by dropping every handle may drain.
     pub(crate) drop_drain: Duration,
     pub(crate) handles_gone: bool,
-    /// The state and stats last handed out.
-    pub(crate) published: Option<(State, Stats)>,
+    /// The state at the end of the last round, handed out with that round's events (the
+    /// stats go out as they are at each exchange: never behind what the events said).
+    pub(crate) state: State,
     pub(crate) done: bool,
 }
 
@@ -88,12 +89,21 @@ impl<R: Runtime, C: Connector, P: Protocol> Future for SessionTask<R, C, P> {
         }
         let mut progressed = true;
         for _ in 0..TURNS_PER_POLL {
-            run.shared
-                .exchange(&mut run.outbox, &mut run.inbox, Some(cx));
+            run.shared.exchange(
+                &mut run.outbox,
+                &mut run.inbox,
+                (run.state, run.session.stats()),
+                Some(cx),
+            );
             let took = !run.inbox.commands.is_empty()
                 || run.inbox.taken != (0, 0)
                 || (run.inbox.handles_gone && !run.handles_gone);
             if !progressed && !took {
+                if run.session.queue_len() == 0 {
+                    // Parked with nothing held: an idle session keeps no spare action queue
+                    // (320 B after its connect, measured).
+                    run.session.shrink_to_fit();
+                }
                 return Poll::Pending;
             }
             let now = run.now();
@@ -201,12 +211,8 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
                 other => tracing::warn!(action = ?other, "unknown action ignored"),
             }
         }
-        let snapshot = (self.session.state(), self.session.stats());
+        self.state = self.session.state();
         self.meter.round(&self.session);
-        if self.published != Some(snapshot) {
-            self.published = Some(snapshot);
-            self.outbox.snapshot = Some(snapshot);
-        }
     }
 
     /// Polls the socket, the dial and the resolution once each; returns whether anything
@@ -370,15 +376,18 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
         self.done = true;
         self.conn = None;
         self.commands.abandon_rest(&mut self.outbox);
-        self.outbox.snapshot = Some((self.session.state(), self.session.stats()));
         // Commands that come with these last exchanges are refused (the session is over)
         // and their refusals handed out by the next one, until one brings none: a command
         // dropped here would leave its receipt waiting forever. Those pushed after that are
         // refused by `end`.
         let now = self.now();
         loop {
-            self.shared
-                .exchange(&mut self.outbox, &mut self.inbox, None);
+            self.shared.exchange(
+                &mut self.outbox,
+                &mut self.inbox,
+                (self.session.state(), self.session.stats()),
+                None,
+            );
             if self.inbox.commands.is_empty() {
                 break;
             }

@@ -653,7 +653,7 @@ fn all(out: &Path) {
         );
         let n = 10_000usize;
         let mut results = Vec::new();
-        for which in ["raw-tokio", "redial-tokio"] {
+        for which in ["raw-tokio", "redial-tokio", "redial-tokio-no-events"] {
             log(&format!("   {which} × {n}"));
             let (mut holder, addr) = mem::spawn_holder(&exe);
             let o = Command::new(&exe)
@@ -681,8 +681,10 @@ fn all(out: &Path) {
             "{n} connections from one current-thread tokio process to a holder process that \
          accepts and keeps them (so server-side sockets are not in the figure). redial: \
          `redial_tokio::builder(..).spawn()` with the default config (heartbeat moved to 600 s \
-         so nothing happens while measuring), keeping the `(Handle, Inbound, Events)` it \
-         returns. raw: `TcpStream::connect` plus a spawned reader task with a 4 KiB stack \
+         so nothing happens while measuring), one `Arc<Config>` shared by all sessions \
+         (`Builder::config` takes it), keeping the `(Handle, Inbound, Events)` it \
+         returns (redial-tokio-no-events: dropping the `Events`, so its four connect-time \
+         events, 176 B each in a queue of 4, are never queued). raw: `TcpStream::connect` plus a spawned reader task with a 4 KiB stack \
          buffer. RSS is `VmRSS` after − before; heap is live bytes from the counting \
          allocator.\n"
         );

@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redial_tokio::{Config, Heartbeat, LengthCodec, State};
@@ -51,7 +52,8 @@ pub fn spawn_holder(exe: &std::path::Path) -> (std::process::Child, SocketAddr) 
     (child, line.trim().parse().expect("holder address"))
 }
 
-/// Child: `which` = "redial-tokio" | "raw-tokio"; prints `rss_kib_delta heap_bytes_delta`.
+/// Child: `which` = "redial-tokio" | "redial-tokio-no-events" | "raw-tokio"; prints
+/// `rss_kib_delta heap_bytes_delta`.
 pub fn measure(which: &str, n: usize, addr: SocketAddr) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -63,23 +65,26 @@ pub fn measure(which: &str, n: usize, addr: SocketAddr) {
         let heap0 = live_bytes();
         let mut sessions = Vec::new();
         let mut raws = Vec::new();
-        // Idle sessions: a heartbeat far away so nothing happens while measuring.
-        let cfg = Config::default().with_heartbeat(Some(Heartbeat {
+        // Idle sessions: a heartbeat far away so nothing happens while measuring. One
+        // configuration shared by every session, as a program with many sessions holds it.
+        let cfg = Arc::new(Config::default().with_heartbeat(Some(Heartbeat {
             interval: Duration::from_secs(600),
             timeout: Duration::from_secs(60),
             adaptive_floor: None,
-        }));
+        })));
         for batch in 0..n.div_ceil(500) {
             let k = 500.min(n - batch * 500);
             for _ in 0..k {
-                if which == "redial-tokio" {
-                    sessions.push(
-                        redial_tokio::builder(addr)
-                            .config(cfg.clone())
-                            .codec(LengthCodec::default())
-                            .spawn()
-                            .expect("spawn"),
-                    );
+                if which.starts_with("redial-tokio") {
+                    let (handle, inbound, events) = redial_tokio::builder(addr)
+                        .config(Arc::clone(&cfg))
+                        .codec(LengthCodec::default())
+                        .spawn()
+                        .expect("spawn");
+                    // The second redial side drops its `Events` (a program that does not
+                    // want them): nothing is queued for it then.
+                    let events = (which == "redial-tokio").then_some(events);
+                    sessions.push((handle, inbound, events));
                 } else {
                     let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
                     raws.push(tokio::spawn(async move {
@@ -106,7 +111,7 @@ pub fn measure(which: &str, n: usize, addr: SocketAddr) {
             }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let connected = if which == "redial-tokio" {
+        let connected = if which.starts_with("redial-tokio") {
             sessions
                 .iter()
                 .filter(|(h, _, _)| h.state() == State::Connected)
