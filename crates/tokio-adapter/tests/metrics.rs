@@ -18,9 +18,12 @@ const LONG: Duration = Duration::from_secs(10);
 /// sample; the one gauge that is set, the RTT, keeps its latest value.
 #[derive(Default)]
 struct Seen {
-    values: BTreeMap<(String, Vec<(String, String)>), f64>,
-    samples: BTreeMap<(String, Vec<(String, String)>), Vec<f64>>,
+    values: BTreeMap<Series, f64>,
+    samples: BTreeMap<Series, Vec<f64>>,
 }
+
+/// A metric's name and its sorted labels.
+type Series = (String, Vec<(String, String)>);
 
 fn snapshotter() -> &'static Snapshotter {
     static S: OnceLock<Snapshotter> = OnceLock::new();
