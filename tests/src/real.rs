@@ -206,7 +206,7 @@ impl Sess {
         self.seen.iter().filter(|e| f(&e.notification)).count()
     }
 
-    /// Index just past the events seen so far: a mark for [`wait_since`].
+    /// Index just past the events seen so far: a mark for `wait_since`.
     pub fn mark(&mut self) -> usize {
         self.drain();
         self.seen.len()
@@ -1416,7 +1416,7 @@ fn nasty_bytes(n: usize, seed: u64) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x.is_multiple_of(4) {
+            if x % 4 == 0 {
                 SPICE[(x >> 8) as usize % SPICE.len()]
             } else {
                 (x >> 24) as u8

@@ -48,7 +48,15 @@
 //! Everything but [`Blocking`], [`builder`], [`block_on`], [`Sleep`], [`Stream`],
 //! [`TcpConnector`], [`Wait`], [`WaitNext`] and [`TimedOut`] is re-exported from
 //! [`redial_driver`], so the other adapters have the very same types.
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `record` | no | record sessions as JSON lines (`Builder::record`) and replay them (`trace`) |
+//! | `metrics` | no | session metrics through the `metrics` facade ([`metrics`] lists them; `Builder::metrics_name`) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 use std::future::Future;

@@ -11,8 +11,8 @@ use redial_core::{
     AckMode, Backoff, CloseMode, Config, Delivery, DisconnectReason, GiveUp, Heartbeat, Jitter,
     LineCodec, Notification, Outcome, State,
 };
-use redial_tests::proxy::{FaultProxy, Mode};
-use redial_tests::servers::LineServer;
+use redial_testkit::proxy::{FaultProxy, Mode};
+use redial_testkit::servers::LineServer;
 use redial_tokio::{Handle, Receipt};
 
 use crate::describe::describe;

@@ -7,9 +7,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redial_tests::proxy::{FaultProxy, Mode};
-use redial_tests::servers::{LineServer, NatsServer, RedisServer};
-use redial_tests::wait::wait_until;
+use redial_testkit::proxy::{FaultProxy, Mode};
+use redial_testkit::servers::{LineServer, NatsServer, RedisServer};
+use redial_testkit::wait::wait_until;
 
 mod common;
 

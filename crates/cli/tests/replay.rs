@@ -5,8 +5,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use redial_tests::servers::{LineServer, RedisServer};
-use redial_tests::wait::wait_until;
+use redial_testkit::servers::{LineServer, RedisServer};
+use redial_testkit::wait::wait_until;
 
 fn redial() -> Command {
     Command::new(env!("CARGO_BIN_EXE_redial"))

@@ -69,6 +69,7 @@ impl NetError {
 }
 
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 impl NetError {
     /// Classifies an I/O error: network-class errors are retried; invalid input, permission
     /// and "unsupported" errors end the session.

@@ -106,7 +106,16 @@
 //! 5. A peer silent for longer than heartbeat interval + timeout is declared dead by then.
 //! 6. Same seed and inputs, same outputs.
 //! 7. Steady-state stepping allocates nothing (beyond the user's own payloads).
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `std` | yes | conveniences on std: `NetError::from_io` classifies `std::io::Error`s |
+//! | `resp` | yes | RESP2 and RESP3, framed by their grammar (`proto::resp`): Redis, Valkey, KeyDB, Dragonfly |
+//! | `nats` | yes | the NATS client protocol (`proto::nats`) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

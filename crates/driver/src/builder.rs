@@ -39,6 +39,7 @@ pub struct Builder<R: Runtime, C: Connector, P: Protocol = Framed<LineCodec>> {
     socket: SocketOptions,
     drop_drain: Duration,
     event_capacity: usize,
+    metrics: crate::metrics::Labels,
     #[cfg(feature = "record")]
     record: Option<crate::trace::Pending<P>>,
 }
@@ -67,6 +68,7 @@ impl<R: Runtime, C: Connector> Builder<R, C> {
             socket: SocketOptions::default(),
             drop_drain: DEFAULT_DROP_DRAIN,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            metrics: crate::metrics::Labels::default(),
             #[cfg(feature = "record")]
             record: None,
         }
@@ -111,6 +113,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             socket: self.socket,
             drop_drain: self.drop_drain,
             event_capacity: self.event_capacity,
+            metrics: self.metrics,
             // The recording was set up for the old protocol's type: it cannot describe this
             // one. `record` must come after `protocol` (documented there).
             #[cfg(feature = "record")]
@@ -134,6 +137,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             socket: self.socket,
             drop_drain: self.drop_drain,
             event_capacity: self.event_capacity,
+            metrics: self.metrics,
             #[cfg(feature = "record")]
             record: self.record,
         }
@@ -165,6 +169,19 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
         self
     }
 
+    /// The `session` label of this session's metrics (default `"default"`); see
+    /// [`crate::metrics`] for the names. Give each session its own name, from a fixed set: the
+    /// label's values should stay few.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics_name(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.metrics.session = Some(match name.into() {
+            std::borrow::Cow::Borrowed(s) => metrics::SharedString::const_str(s),
+            std::borrow::Cow::Owned(s) => metrics::SharedString::from_owned(s),
+        });
+        self
+    }
+
     /// Validates the configuration and builds the session without spawning it: the returned
     /// task must be polled (spawned, locally or not, or awaited) for anything to happen.
     #[allow(clippy::type_complexity)] // The ends and the task, as `spawn` hands them out.
@@ -185,7 +202,8 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
         if let Some(pending) = self.record {
             session.record(pending.into_recorder(session.protocol()));
         }
-        let shared = Arc::new(Shared::new(self.event_capacity));
+        let meter = crate::metrics::Meter::new(&self.metrics);
+        let shared = Arc::new(Shared::new(self.event_capacity, meter.missed_events()));
         let run = Run {
             rt: self.runtime,
             origin,
@@ -195,6 +213,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             conn: None,
             commands: Commands::default(),
             notify: Notify::default(),
+            meter,
             outbox: Outbox::default(),
             inbox: Inbox::default(),
             drop_drain: self.drop_drain,
@@ -243,6 +262,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
 }
 
 #[cfg(feature = "record")]
+#[cfg_attr(docsrs, doc(cfg(feature = "record")))]
 impl<R: Runtime, C: Connector, P: crate::trace::Recordable> Builder<R, C, P> {
     /// Records every call the session makes into its core, as JSON lines on `out` (the bytes
     /// read, the messages enqueued, the protocol and its non-secret settings, every action),

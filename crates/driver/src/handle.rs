@@ -165,7 +165,7 @@ impl Handle {
 
     /// Enqueues many messages as one [`Batch`]: one queue entry, one write, one receipt and
     /// one outcome for all of them; each is framed by the protocol on its own and confirmed on
-    /// its own. An undelivered batch comes back whole in [`Undelivered::batch`].
+    /// its own. An undelivered batch comes back whole in the `batch` field of [`crate::Undelivered`].
     pub fn send_batch(&self, batch: Batch, delivery: Delivery) -> Receipt {
         self.tracked(|slot| Command::Batch {
             batch,

@@ -19,6 +19,7 @@
 //! | `dial.rs` | resolution and dialing, per attempt |
 //! | `commands.rs` | user commands into the core; the receipts and streams they are owed |
 //! | `notify.rs` | notifications into receipts, events and `tracing` |
+//! | `metrics.rs` | the same notifications and each round's counters as metrics (feature `metrics`) |
 //! | `shared.rs` | the one mutex between the task and the user's ends |
 //! | `handle.rs` | what the user holds: [`Handle`], [`Receipt`], [`Subscription`], [`Inbound`], [`Events`] |
 //! | `builder.rs` | [`Builder`] |
@@ -49,7 +50,17 @@
 //!     println!("{:?}", reply.map(|r| r.body));
 //! }
 //! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `resp` | yes | RESP2/RESP3, from redial-core |
+//! | `nats` | yes | the NATS client protocol, from redial-core |
+//! | `record` | no | record every input of the core as JSON lines, and replay such traces (`trace`) |
+//! | `metrics` | no | counters, gauges and histograms through the `metrics` facade ([`metrics`] lists the names; `Builder::metrics_name` labels a session) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -60,6 +71,7 @@ mod dial;
 mod error;
 mod handle;
 mod io;
+pub mod metrics;
 mod notify;
 mod received;
 mod runtime;
@@ -70,6 +82,7 @@ mod target;
 mod task;
 mod timer;
 #[cfg(feature = "record")]
+#[cfg_attr(docsrs, doc(cfg(feature = "record")))]
 pub mod trace;
 
 #[doc(hidden)]

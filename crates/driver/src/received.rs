@@ -16,7 +16,7 @@ pub struct Undelivered {
     pub outcome: Outcome,
     /// The message (empty for a batch: see `batch`).
     pub payload: Vec<u8>,
-    /// For [`Handle::send_batch`]: the whole batch, handed back.
+    /// For [`crate::Handle::send_batch`]: the whole batch, handed back.
     pub batch: Option<Batch>,
 }
 
@@ -70,7 +70,7 @@ impl fmt::Display for Undelivered {
 
 impl std::error::Error for Undelivered {}
 
-/// The peer's reply to a [`Handle::request`].
+/// The peer's reply to a [`crate::Handle::request`].
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Reply {
@@ -91,7 +91,7 @@ impl fmt::Debug for Reply {
     }
 }
 
-/// An inbound message of a [`Subscription`].
+/// An inbound message of a [`crate::Subscription`].
 #[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Message {
@@ -138,7 +138,7 @@ pub struct SessionEvent {
     /// The endpoint the notification is about, when it names one (`Addr::Local` endpoints, a
     /// Unix socket, are only named here).
     pub endpoint: Option<crate::target::Endpoint>,
-    /// How many events were dropped just before this one because the [`Events`] stream was
+    /// How many events were dropped just before this one because the [`crate::Events`] stream was
     /// full (see [`crate::Builder::event_capacity`]); 0 when none were.
     pub missed: u64,
 }

@@ -118,6 +118,7 @@ pub(crate) struct EventQueue {
     cap: usize,
     /// Dropped since the front event was queued, reported with it.
     missed: u64,
+    missed_total: crate::metrics::MissedEvents,
 }
 
 /// What a round of the task hands to the user.
@@ -169,7 +170,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(event_cap: usize) -> Self {
+    pub(crate) fn new(event_cap: usize, missed_total: crate::metrics::MissedEvents) -> Self {
         Shared {
             state: Mutex::new(SharedState {
                 commands: VecDeque::new(),
@@ -186,6 +187,7 @@ impl Shared {
                     queue: Queue::default(),
                     cap: event_cap.max(1),
                     missed: 0,
+                    missed_total,
                 },
                 ended: false,
                 taken: (0, 0),
@@ -581,6 +583,7 @@ impl SharedState {
         if e.queue.items.len() >= e.cap {
             e.queue.items.pop_front();
             e.missed += 1;
+            e.missed_total.increment();
         }
         e.queue.items.push_back(ev);
         wake.extend(e.queue.waker.take());

@@ -51,7 +51,7 @@ impl Default for SocketOptions {
 
 impl SocketOptions {
     /// Sets the options on a connected socket. Adapters call this from
-    /// [`crate::Runtime::connect`] with `SockRef::from(&stream)`.
+    /// [`crate::Connector::connect`] with `SockRef::from(&stream)`.
     pub fn apply(&self, sock: SockRef<'_>) -> io::Result<()> {
         sock.set_tcp_nodelay(self.nodelay)?;
         if let Some(k) = self.keepalive {

@@ -38,6 +38,7 @@ pub(crate) struct Run<R: Runtime, C: Connector, P: Protocol> {
     pub(crate) conn: Option<Conn<C::Stream>>,
     pub(crate) commands: Commands,
     pub(crate) notify: Notify,
+    pub(crate) meter: crate::metrics::Meter,
     pub(crate) outbox: Outbox,
     pub(crate) inbox: Inbox,
     /// How long the graceful close started by dropping every handle may drain.
@@ -196,6 +197,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
                 }
                 Action::Notify(n) => {
                     let at = self.rt.now().saturating_duration_since(self.origin);
+                    self.meter.notification(&n, at);
                     let dialer = &self.dialer;
                     self.notify.notification(
                         n,
@@ -209,6 +211,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
             }
         }
         self.state = self.session.state();
+        self.meter.round(&self.session);
     }
 
     /// Polls the socket, the dial and the resolution once each; returns whether anything

@@ -216,7 +216,7 @@ impl Prop {
         Prop::Honest,
     ];
 
-    /// Its bit in [`Host::broken`].
+    /// Its bit in [`Mirror::broken`].
     pub fn bit(self) -> u16 {
         1 << (self as u16)
     }

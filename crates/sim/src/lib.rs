@@ -50,6 +50,10 @@
 //! - Every enqueued message ends in exactly one outcome; an acknowledged message was
 //!   received by the server; an at-most-once message is never received twice and arrives in
 //!   order; abandoned and rejected ones never reached the server; in-doubt ones were written.
+//!
+//! ## Features
+//!
+//! This crate has no cargo features.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

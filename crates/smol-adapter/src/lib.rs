@@ -42,7 +42,16 @@
 //!
 //! Sessions are spawned on smol's global executor (`smol::spawn`), which runs on its own
 //! threads; [`block_on`] only drives the future you give it.
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `tls` | no | `tls::TlsConnector` over futures-rustls (ring provider), webpki roots included; `tls_builder` |
+//! | `record` | no | record sessions as JSON lines (`Builder::record`) and replay them (`trace`) |
+//! | `metrics` | no | session metrics through the `metrics` facade ([`metrics`] lists them; `Builder::metrics_name`) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -58,11 +67,13 @@ use smol::{Async, Timer};
 pub use redial_driver::*;
 
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 
 /// A session builder on smol dialing TLS over TCP (or Unix sockets) with `tls`:
 /// `Builder::new(Smol::default(), tls::TlsConnector::new(tls), target)` (feature `tls`).
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub fn tls_builder(
     target: impl Into<Target>,
     tls: tls::TlsSettings,

@@ -33,6 +33,10 @@
 //!
 //! Secrets: a client private key held in memory is never shown by any `Debug`, `Display` or
 //! error of this crate; errors about a key file name the file, never its contents.
+//!
+//! ## Features
+//!
+//! This crate has no cargo features.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

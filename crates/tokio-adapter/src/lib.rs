@@ -41,7 +41,16 @@
 //!
 //! The session task reads the clock through `tokio::time`, so tests under
 //! `tokio::time::pause()` run on virtual time.
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `tls` | no | `tls::TlsConnector` over tokio-rustls (ring provider), webpki roots included; `tls_builder` |
+//! | `record` | no | record sessions as JSON lines (`Builder::record`) and replay them (`trace`) |
+//! | `metrics` | no | session metrics through the `metrics` facade ([`metrics`] lists them; `Builder::metrics_name`) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -58,11 +67,13 @@ use tokio::net::TcpStream;
 pub use redial_driver::*;
 
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 
 /// A session builder on tokio dialing TLS over TCP (or Unix sockets) with `tls`:
 /// `Builder::new(Tokio, tls::TlsConnector::new(tls), target)` (feature `tls`).
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub fn tls_builder(
     target: impl Into<Target>,
     tls: tls::TlsSettings,

@@ -119,7 +119,18 @@
 //!
 //! See `docs/TOWER.md` for hyper, reqwest and tonic, and the comparison with `tower::retry`
 //! and `reqwest-retry`.
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `tokio` | yes | `TokioTimer`: the retry layer's sleeps and clock on tokio |
+//! | `tokio-util` | yes | `TokioCodec`: any tokio-util `Decoder + Encoder` as a redial codec |
+//! | `hyper` | yes | the classifier knows hyper-util's connect errors and hyper's incomplete messages |
+//! | `h2` | yes | the classifier finds the `io::Error` inside an `h2::Error` and treats `REFUSED_STREAM` as never processed |
+//! | `reqwest` | no | the retry layer over `reqwest::Client` (`RetryRequest` for `reqwest::Request`) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -144,6 +155,7 @@ pub use body::{ReplayBody, Replayable};
 pub use budget::{BadBucket, RetryBudget, TokenBucket};
 pub use classify::{classify_error, find_io_error, Classifier, Failure, Sent};
 #[cfg(feature = "tokio-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-util")))]
 pub use codec::{FromPayload, TokioCodec, DEFAULT_MAX_FRAME};
 pub use collect::{CollectBody, CollectBodyLayer, CollectError};
 pub use error::{BoxError, GiveUpReason, RetryError, RetryErrorKind};
@@ -156,6 +168,7 @@ pub use retry::{ResponseFuture, Retry, RetryLayer};
 pub use session::{SessionError, SessionFuture, SessionRequest, SessionService, DEFAULT_LIMIT};
 pub use sink::{HandleSink, DEFAULT_MAX_PENDING};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use timer::TokioTimer;
 pub use timer::{Sleep, Timer};
 

@@ -19,6 +19,7 @@ pub trait Timer: Send + Sync + 'static {
 
 /// tokio's clock and `tokio::time::sleep` (so `tokio::time::pause()` applies).
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TokioTimer;
 

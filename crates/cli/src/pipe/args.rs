@@ -141,6 +141,10 @@ pub struct PipeArgs {
     /// What stdin holds.
     #[arg(long, value_enum, default_value = "lines")]
     pub(super) stdin: StdinArg,
+    /// Serve the session's metrics in the Prometheus text format over HTTP on ADDR
+    /// (`GET /metrics`; port 0 picks one, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub(super) metrics: Option<std::net::SocketAddr>,
     /// How long to keep delivering after stdin ends or a signal arrives.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub(super) drain: Duration,

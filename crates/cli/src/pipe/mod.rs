@@ -33,6 +33,7 @@ use crate::duration::parse_duration;
 use crate::UsageError;
 
 mod args;
+mod metrics;
 mod print;
 mod speak;
 mod stdin;
@@ -138,10 +139,21 @@ where
         .tls
         .connector(handshake)
         .map_err(|e| UsageError(e.to_string()))?;
+    if let Some(addr) = args.metrics {
+        let bound = metrics::serve(addr).await?;
+        match args.events {
+            EventsArg::Json => eprintln!(
+                "{}",
+                serde_json::json!({"event": "metrics", "addr": bound.to_string()})
+            ),
+            _ => eprintln!("redial: metrics on http://{bound}/metrics"),
+        }
+    }
     let mut builder = redial_tokio::builder(target)
         .connector(connector)
         .config(cfg)
-        .protocol(protocol);
+        .protocol(protocol)
+        .metrics_name("pipe");
     let record_error = Arc::new(Mutex::new(None::<String>));
     if let Some(path) = &args.record {
         let file = std::fs::File::create(path)

@@ -34,8 +34,10 @@ use crate::subscription::SubId;
 
 pub mod framed;
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 #[cfg(feature = "resp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resp")))]
 pub mod resp;
 
 pub use framed::{AckMode, Codec, Frame, Framed, LengthCodec, LineCodec, RawCodec};

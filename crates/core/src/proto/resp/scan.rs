@@ -18,7 +18,7 @@ const MAX_HEADER_LINE: usize = 32;
 pub struct Limits {
     /// Bytes of a whole value, at most.
     pub max_frame: usize,
-    /// Nesting depth, at most ([`HARD_MAX_DEPTH`] caps it).
+    /// Nesting depth, at most (`HARD_MAX_DEPTH` caps it).
     pub max_depth: usize,
     /// Elements in all aggregates of one value, at most.
     pub max_elements: u64,

@@ -711,10 +711,10 @@ pub(crate) fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
 
 /// A child server process: started (optionally under `ip netns exec`), probed until ready,
 /// killed and reaped on drop.
-struct Daemon {
+pub(crate) struct Daemon {
     program: PathBuf,
     args: Vec<String>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     netns: Option<String>,
     probe: fn(&mut StdStream) -> io::Result<()>,
     log: PathBuf,
@@ -722,13 +722,13 @@ struct Daemon {
     child: Option<Child>,
 }
 
-fn temp_path(kind: &str, ext: &str) -> PathBuf {
+pub(crate) fn temp_path(kind: &str, ext: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, SeqCst);
     std::env::temp_dir().join(format!("redial-{kind}-{}-{n}.{ext}", std::process::id()))
 }
 
-fn free_port() -> Result<u16, Unavailable> {
+pub(crate) fn free_port() -> Result<u16, Unavailable> {
     StdListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -744,7 +744,7 @@ fn within<T: Send>(ns: Option<&str>, f: impl FnOnce() -> T + Send) -> T {
 }
 
 impl Daemon {
-    fn new(
+    pub(crate) fn new(
         kind: &str,
         bin: PathBuf,
         mut args: Vec<String>,
@@ -774,7 +774,7 @@ impl Daemon {
         })
     }
 
-    fn launch(&mut self) -> Result<(), String> {
+    pub(crate) fn launch(&mut self) -> Result<(), String> {
         let log = File::create(&self.log).map_err(|e| format!("{}: {e}", self.log.display()))?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(&self.program)
@@ -820,21 +820,21 @@ impl Daemon {
         })
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         if let Err(e) = self.launch() {
             panic!("restart failed: {e}");
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
 
@@ -855,7 +855,7 @@ impl Drop for Daemon {
     }
 }
 
-fn read_line(s: &mut StdStream) -> io::Result<String> {
+pub(crate) fn read_line(s: &mut StdStream) -> io::Result<String> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     if line.is_empty() {
@@ -904,7 +904,7 @@ fn launched<T>(mut d: Daemon, wrap: impl Fn(Daemon) -> T) -> Result<T, Unavailab
     Ok(wrap(d))
 }
 
-fn need(program: &str) -> Result<PathBuf, Unavailable> {
+pub(crate) fn need(program: &str) -> Result<PathBuf, Unavailable> {
     which(program).ok_or_else(|| Unavailable::Missing(format!("{program} not found on PATH")))
 }
 
