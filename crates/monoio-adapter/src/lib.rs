@@ -47,6 +47,15 @@
 //! and [`TcpConnector`] is
 //! re-exported from [`redial_driver`], as in the other adapters.
 
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `record` | no | record sessions as JSON lines (`Builder::record`) and replay them (`trace`) |
+//! | `metrics` | no | session metrics through the `metrics` facade ([`metrics`] lists them; `Builder::metrics_name`) |
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
