@@ -123,6 +123,20 @@ impl<P: Protocol> Tapped<P> {
         self.session.reconnect_now(now)
     }
 
+    // Not recorded yet: a trace of a session that moved or was throttled does not replay.
+    pub(crate) fn move_off(&mut self, now: Instant, drain: std::time::Duration) -> bool {
+        self.session.move_off(now, drain)
+    }
+
+    pub(crate) fn defer_attempt(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        retry_in: std::time::Duration,
+    ) -> bool {
+        self.session.defer_attempt(now, epoch, retry_in)
+    }
+
     pub(crate) fn poll(&mut self, now: Instant) -> Action {
         let a = self.session.poll(now);
         rec!(self, r => r.poll(now, &a));
