@@ -8,6 +8,8 @@
 
 pub mod adapters;
 pub mod conformance;
+pub mod etcd;
+pub mod fleet;
 pub mod netns;
 pub mod proxy;
 pub mod real;
