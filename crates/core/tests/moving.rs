@@ -161,6 +161,39 @@ fn a_short_advice_still_waits_a_backoff_delay() {
     let t = h.now;
     assert!(h.s.defer_attempt(h.now, epoch, ms(1)));
     h.poll();
-    // Plain backoff: 100 ms × 2^(failures − 1) with one failure is 100 ms.
-    assert_eq!(h.wait, Some(t + ms(100)));
+    // Plain backoff: 100 ms × 2^(failures − 1) with one failure is 100 ms; the last wait was
+    // 100 ms too, so between 100 and 200 ms.
+    let wait = h.wait.unwrap() - t;
+    assert!((ms(100)..=ms(200)).contains(&wait), "{wait:?}");
+}
+
+#[test]
+fn refusals_in_a_row_back_off_to_the_cap() {
+    let cfg = plain().with_backoff(
+        Backoff::new()
+            .with_jitter(Jitter::None)
+            .with_cap(ms(10_000)),
+    );
+    let mut h = H::new(cfg);
+    h.attempt(Err(NetError::Refused));
+    let mut waits = Vec::new();
+    for _ in 0..20 {
+        let epoch = loop {
+            if let Some(e) = h.pending(|a| match a {
+                Action::Resolve { epoch } => Some(*epoch),
+                _ => None,
+            }) {
+                break e;
+            }
+            h.jump();
+        };
+        let t = h.now;
+        assert!(h.s.defer_attempt(h.now, epoch, ms(1)));
+        h.poll();
+        waits.push(h.wait.unwrap() - t);
+    }
+    assert_eq!(h.s.failures(), 1);
+    assert!(waits.iter().all(|w| *w <= ms(10_000)), "{waits:?}");
+    assert!(waits[19] >= ms(5_000), "grew to the cap: {waits:?}");
+    assert!(waits.windows(2).filter(|w| w[1] > w[0]).count() >= 5, "{waits:?}");
 }

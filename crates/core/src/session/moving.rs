@@ -6,8 +6,9 @@
 //!   outcomes (replayed if idempotent, else in doubt) and queued ones go to the next
 //!   connection, which the host's next resolution points at a remaining endpoint.
 //! - [`Session::defer_attempt`]: the host's [`crate::budget::RetryBudget`] refused this
-//!   retry. No dial; the session waits another backoff delay (at least the budget's advice),
-//!   and no failure is counted, so a throttled session does not give up sooner.
+//!   retry. No dial; the session waits another backoff delay, at least the budget's advice
+//!   and at least about twice its last wait (capped), and no failure is counted, so a
+//!   throttled session does not give up sooner.
 
 use core::time::Duration;
 
@@ -17,7 +18,8 @@ use super::{Phase, Session};
 use crate::epoch::Epoch;
 use crate::error::DisconnectReason;
 use crate::proto::Protocol;
-use crate::time::Instant;
+use crate::rng::uniform;
+use crate::time::{duration_nanos, Instant};
 use crate::timers::Timer;
 
 impl<P: Protocol, R: RngCore> Session<P, R> {
@@ -47,7 +49,8 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
 
     /// The host's retry budget refused the attempt `epoch` (just asked for with
     /// [`crate::Action::Resolve`]): nothing is resolved or dialed, and the next attempt waits
-    /// another backoff delay, at least `retry_in`. No failure is counted. Returns whether it
+    /// another backoff delay, at least `retry_in`, and between one and two times the last
+    /// wait (capped), so refusals in a row back off too. No failure is counted. Returns whether it
     /// applied (`false` for an epoch that is not resolving).
     pub fn defer_attempt(&mut self, now: Instant, epoch: Epoch, retry_in: Duration) -> bool {
         let now = self.tick(now);
@@ -56,7 +59,16 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
         }
         self.attempt = self.attempt.saturating_sub(1);
         self.stats.deferred += 1;
-        let delay = self.next_delay().max(retry_in);
+        // The failure count stays, so the schedule alone would not grow: each refusal in a row
+        // doubles the last wait instead (equal jitter, capped), so a fleet the budget holds
+        // back does not come back to ask at the same rate.
+        let prev = self.last_delay;
+        let scheduled = self.next_delay();
+        let cap = duration_nanos(self.cfg.backoff.cap);
+        let grown = duration_nanos(prev).saturating_mul(2).min(cap);
+        let grown = Duration::from_nanos(uniform(&mut self.rng, grown / 2, grown));
+        let delay = scheduled.max(grown).max(retry_in);
+        self.last_delay = delay.min(self.cfg.backoff.cap);
         self.timers.clear(Timer::Connect);
         self.timers.set(Timer::Retry, now + delay);
         self.phase = Phase::Backoff;
