@@ -25,7 +25,9 @@ pub struct EtcdServer {
 }
 
 fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 impl EtcdServer {
@@ -108,7 +110,12 @@ impl EtcdServer {
             .args(["--name", "t", "--data-dir"])
             .arg(self.dir.join("data"))
             .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-            .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+            .args([
+                "--listen-peer-urls",
+                &p,
+                "--initial-advertise-peer-urls",
+                &p,
+            ])
             .args(["--initial-cluster", &format!("t={p}")])
             .stdin(Stdio::null())
             .stdout(log)

@@ -154,22 +154,24 @@ pub async fn moves_off_a_departed_server<A: Adapter>() {
     let spawn = |n: usize| -> Vec<Handle> {
         (0..n)
             .map(|_| {
-                let (h, _inbound, _events) =
-                    A::builder(Target::discover(discover.clone()))
-                        .config(session_config())
-                        .acks(AckMode::InOrder)
-                        .departure(departure)
-                        .spawn()
-                        .expect("valid config");
+                let (h, _inbound, _events) = A::builder(Target::discover(discover.clone()))
+                    .config(session_config())
+                    .acks(AckMode::InOrder)
+                    .departure(departure)
+                    .spawn()
+                    .expect("valid config");
                 h
             })
             .collect()
     };
     let fleet = spawn(50);
     let logs: Vec<Log> = (0..fleet.len()).map(|_| Log::default()).collect();
-    let senders = futures::future::join_all(fleet.iter().enumerate().map(|(i, h)| {
-        traffic::<A>(i, h.clone(), Arc::clone(&stop), Arc::clone(&logs[i]))
-    }));
+    let senders = futures::future::join_all(
+        fleet
+            .iter()
+            .enumerate()
+            .map(|(i, h)| traffic::<A>(i, h.clone(), Arc::clone(&stop), Arc::clone(&logs[i]))),
+    );
 
     let ride = async {
         eventually::<A>(LONG, "50 sessions connected", || {
@@ -209,8 +211,11 @@ pub async fn moves_off_a_departed_server<A: Adapter>() {
         );
         assert!(moved <= bound, "moved in {moved:?}, bound {bound:?}");
         assert!(
-            seen_since(&seen, t_killed, |e| matches!(e, RegistryEvent::Unreachable { .. }))
-                .is_some()
+            seen_since(&seen, t_killed, |e| matches!(
+                e,
+                RegistryEvent::Unreachable { .. }
+            ))
+            .is_some()
                 || etcd.pid() == 0,
             "registry trouble is an event"
         );
@@ -249,18 +254,28 @@ pub async fn moves_off_a_departed_server<A: Adapter>() {
         );
         let accepted = servers[0].connections() + servers[2].connections();
         assert_eq!(accepted, 50, "a session dropped around etcd's restart");
-        assert_eq!(servers[3].connections(), 0, "old sessions stay where they are");
+        assert_eq!(
+            servers[3].connections(),
+            0,
+            "old sessions stay where they are"
+        );
 
         // 4. New sessions include the newcomer in their rotation.
         let more = spawn(40);
         eventually::<A>(LONG, "90 sessions connected", || {
             live(&servers).iter().sum::<u64>() == 90
-                && fleet.iter().chain(&more).all(|h| h.state() == State::Connected)
+                && fleet
+                    .iter()
+                    .chain(&more)
+                    .all(|h| h.state() == State::Connected)
         })
         .await;
         let spread = live(&servers);
         eprintln!("[{}] after 40 more sessions: {spread:?}", A::NAME);
-        assert!(spread[3] > 0, "the newcomer got no new connection: {spread:?}");
+        assert!(
+            spread[3] > 0,
+            "the newcomer got no new connection: {spread:?}"
+        );
         assert_eq!(spread[1], 0);
         stop.store(true, SeqCst);
         more
@@ -273,7 +288,11 @@ pub async fn moves_off_a_departed_server<A: Adapter>() {
     let total_received = received.len();
     received.sort();
     received.dedup();
-    assert_eq!(received.len(), total_received, "a message was received twice");
+    assert_eq!(
+        received.len(),
+        total_received,
+        "a message was received twice"
+    );
     let received: HashSet<String> = received.into_iter().collect();
     let (mut delivered, mut in_doubt, mut other) = (0, 0, 0);
     for log in &logs {
@@ -281,7 +300,10 @@ pub async fn moves_off_a_departed_server<A: Adapter>() {
             match outcome {
                 Outcome::Delivered => {
                     delivered += 1;
-                    assert!(received.contains(payload), "{payload} delivered, never received");
+                    assert!(
+                        received.contains(payload),
+                        "{payload} delivered, never received"
+                    );
                 }
                 Outcome::InDoubt => in_doubt += 1,
                 _ => other += 1,
@@ -343,7 +365,8 @@ pub async fn budget_caps_attempts<A: Adapter>() {
     let (a_free, a_braked) = (attempts(&free), attempts(&braked));
     let elapsed = start.elapsed();
     let deferred: u64 = braked.iter().map(|h| h.stats().deferred).sum();
-    let bound = N as u64 + u64::from(capacity) + (f64::from(rate) * elapsed.as_secs_f64()).ceil() as u64;
+    let bound =
+        N as u64 + u64::from(capacity) + (f64::from(rate) * elapsed.as_secs_f64()).ceil() as u64;
     eprintln!(
         "[{}] {N} sessions against a down server for {elapsed:?}: {a_free} attempts without a \
          budget, {a_braked} with one (bound {bound}; {deferred} retries deferred; budget {:?})",
@@ -352,7 +375,10 @@ pub async fn budget_caps_attempts<A: Adapter>() {
     );
     assert!(a_braked <= bound, "{a_braked} attempts, bound {bound}");
     assert!(a_braked * 3 < a_free, "{a_braked} vs {a_free}");
-    assert!(braked.iter().all(|h| h.state() != State::Closed), "nobody gave up");
+    assert!(
+        braked.iter().all(|h| h.state() != State::Closed),
+        "nobody gave up"
+    );
     for h in free.iter().chain(&braked) {
         h.close(redial_core::CloseMode::Immediate).await;
     }

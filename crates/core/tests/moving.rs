@@ -195,5 +195,8 @@ fn refusals_in_a_row_back_off_to_the_cap() {
     assert_eq!(h.s.failures(), 1);
     assert!(waits.iter().all(|w| *w <= ms(10_000)), "{waits:?}");
     assert!(waits[19] >= ms(5_000), "grew to the cap: {waits:?}");
-    assert!(waits.windows(2).filter(|w| w[1] > w[0]).count() >= 5, "{waits:?}");
+    assert!(
+        waits.windows(2).filter(|w| w[1] > w[0]).count() >= 5,
+        "{waits:?}"
+    );
 }

@@ -207,9 +207,8 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
         }
         let origin = self.runtime.now();
         let n = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let seed = redial_core::SplitMix64::new(
-            self.config.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
+        let seed =
+            redial_core::SplitMix64::new(self.config.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let seed = rand_seed(seed);
         let follow = Follow::new(&self.target, self.departure, seed);
         #[allow(unused_mut)] // Mutated only when recording.

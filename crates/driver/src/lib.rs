@@ -76,9 +76,9 @@ mod timer;
 #[cfg(feature = "record")]
 pub mod trace;
 
+pub use budget::SharedBudget;
 #[doc(hidden)]
 pub use builder::session_task_size;
-pub use budget::SharedBudget;
 pub use builder::{Builder, Ends, DEFAULT_DROP_DRAIN, DEFAULT_EVENT_CAPACITY};
 pub use connect::{
     finish_connect, new_socket, start_connect, ConnectError, Connector, Dial, SocketFactory,

@@ -115,6 +115,8 @@ impl EtcdConfig {
         format!("{}/", self.prefix)
     }
 
+    /// The client's options. Never log them: etcd-client's `Debug` of `ConnectOptions` shows
+    /// the password.
     pub(crate) fn options(&self) -> etcd_client::ConnectOptions {
         let mut o = etcd_client::ConnectOptions::new()
             .with_connect_timeout(self.timeout)
@@ -147,5 +149,61 @@ impl fmt::Display for EtcdConfig {
             .map(|e| e.trim_start_matches("http://"))
             .collect();
         write!(f, "{}{}", hosts.join(","), self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let c = EtcdConfig::from_url("etcd://10.0.0.1:2379,10.0.0.2:2379/services/redis/").unwrap();
+        assert_eq!(
+            c.endpoints,
+            ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+        );
+        assert_eq!(c.prefix, "/services/redis");
+        assert_eq!(c.key_of("10.0.0.9:6379"), "/services/redis/10.0.0.9:6379");
+        assert_eq!(c.watched_prefix(), "/services/redis/");
+        assert_eq!(
+            c.to_string(),
+            "etcd://10.0.0.1:2379,10.0.0.2:2379/services/redis"
+        );
+        assert_eq!(
+            EtcdConfig::from_url("http://x:1/p").unwrap_err(),
+            UrlError::Scheme
+        );
+        assert_eq!(
+            EtcdConfig::from_url("etcd://x:1").unwrap_err(),
+            UrlError::NoPrefix
+        );
+        assert_eq!(
+            EtcdConfig::from_url("etcd://x:1/").unwrap_err(),
+            UrlError::NoPrefix
+        );
+        assert_eq!(
+            EtcdConfig::from_url("etcd:///p").unwrap_err(),
+            UrlError::NoHost
+        );
+    }
+
+    #[test]
+    fn credentials_never_show() {
+        let c = EtcdConfig::from_url("etcd://ops:hunter2@127.0.0.1:2379/svc").unwrap();
+        let (user, password) = c.credentials.clone().unwrap();
+        assert_eq!((user.as_str(), password.expose()), ("ops", "hunter2"));
+        for shown in [
+            format!("{c}"),
+            format!("{c:?}"),
+            format!("{c:#?}"),
+            format!("{password}"),
+            format!("{password:?}"),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        assert_eq!(c.to_string(), "etcd://ops:***@127.0.0.1:2379/svc");
+        let e = EtcdConfig::from_url("etcd://ops:hunter2@/svc").unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("hunter2"));
     }
 }

@@ -101,7 +101,10 @@ pub(crate) fn log(e: &RegistryEvent) {
             tracing::info!(%key, lease, ?ttl, "registry: registered")
         }
         RegistryEvent::LeaseLost { lease } => {
-            tracing::warn!(lease, "registry: lease expired while unreachable, registering again")
+            tracing::warn!(
+                lease,
+                "registry: lease expired while unreachable, registering again"
+            )
         }
         RegistryEvent::Revoked { key } => tracing::info!(%key, "registry: revoked"),
     }

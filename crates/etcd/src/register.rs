@@ -34,7 +34,7 @@ pub struct Registration {
     key: String,
     status: Arc<Mutex<Status>>,
     hub: Hub,
-    revoke: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    revoke: Option<oneshot::Sender<oneshot::Sender<bool>>>,
     _worker: Worker,
 }
 
@@ -105,15 +105,17 @@ impl Registration {
         self.hub.events().boxed()
     }
 
-    /// Revokes the lease: the key is removed at once. Returns when etcd confirmed, or when
-    /// the background client gave up trying within its timeout.
-    pub async fn revoke(mut self) {
+    /// Revokes the lease: the key is removed at once. Returns whether etcd confirmed it
+    /// (within the config's timeout); if not, the key expires with its lease.
+    pub async fn revoke(mut self) -> bool {
         let (tx, rx) = oneshot::channel();
-        if let Some(revoke) = self.revoke.take() {
-            if revoke.send(tx).is_ok() {
-                let _ = rx.await;
-            }
+        let Some(revoke) = self.revoke.take() else {
+            return false;
+        };
+        if revoke.send(tx).is_err() {
+            return false;
         }
+        rx.await.unwrap_or(false)
     }
 }
 
@@ -134,7 +136,7 @@ enum End {
 }
 
 impl Job {
-    async fn run(self, mut revoke: oneshot::Receiver<oneshot::Sender<()>>) {
+    async fn run(self, mut revoke: oneshot::Receiver<oneshot::Sender<bool>>) {
         let mut retry = Retry::new(self.config.backoff, self.config.seed ^ 0x1EA5E);
         let mut lease = None;
         loop {
@@ -162,13 +164,13 @@ impl Job {
         &self,
         lease: &mut Option<i64>,
         retry: &mut Retry,
-        revoke: &mut oneshot::Receiver<oneshot::Sender<()>>,
+        revoke: &mut oneshot::Receiver<oneshot::Sender<bool>>,
     ) -> End {
         let timeout = self.config.timeout;
-        let mut client = match tokio::time::timeout(timeout, Client::connect(
-            &self.config.endpoints,
-            Some(self.config.options()),
-        ))
+        let mut client = match tokio::time::timeout(
+            timeout,
+            Client::connect(&self.config.endpoints, Some(self.config.options())),
+        )
         .await
         {
             Ok(Ok(c)) => c,
@@ -217,9 +219,8 @@ impl Job {
             Err(e) => return broke(e),
         };
         retry.reset();
-        let every = Duration::from_millis(
-            (u64::try_from(self.ttl).unwrap_or(1) * 1000 / 3).max(300),
-        );
+        let every =
+            Duration::from_millis((u64::try_from(self.ttl).unwrap_or(1) * 1000 / 3).max(300));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {
@@ -241,10 +242,13 @@ impl Job {
                 }
                 asked = &mut *revoke => {
                     if let Ok(done) = asked {
-                        let _ = tokio::time::timeout(timeout, client.lease_revoke(id)).await;
+                        let revoked = tokio::time::timeout(timeout, client.lease_revoke(id)).await;
+                        let revoked = matches!(revoked, Ok(Ok(_)));
                         self.set_lease(None);
-                        self.hub.emit(RegistryEvent::Revoked { key: self.key.clone() });
-                        let _ = done.send(());
+                        if revoked {
+                            self.hub.emit(RegistryEvent::Revoked { key: self.key.clone() });
+                        }
+                        let _ = done.send(revoked);
                     }
                     return End::Done;
                 }

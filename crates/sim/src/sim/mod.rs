@@ -370,7 +370,11 @@ impl Simulation {
             What::FaultEnd(f) => return self.fault_end(self.sc.faults.faults()[f as usize]),
             What::Leave(server) => return self.leave(server),
             What::Move => {
-                let drain = self.sc.registry.map(|r| r.departure.drain).unwrap_or_default();
+                let drain = self
+                    .sc
+                    .registry
+                    .map(|r| r.departure.drain)
+                    .unwrap_or_default();
                 let departed = self.clients[i]
                     .conn
                     .is_some_and(|c| !self.present[usize::from(c.server)]);

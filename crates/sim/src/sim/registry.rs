@@ -56,8 +56,8 @@ impl Simulation {
             if on_it {
                 self.clients[i].moving_since = Some(now);
                 let at = reg
-                .departure
-                .at(now, &mut redial_core::SplitMix64::new(self.rng.next_u64()));
+                    .departure
+                    .at(now, &mut redial_core::SplitMix64::new(self.rng.next_u64()));
                 self.push(at, i as u32, What::Move);
             }
         }
