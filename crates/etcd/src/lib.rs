@@ -16,18 +16,32 @@
 //! `libprotobuf-dev`), as etcd-client compiles etcd's protos.
 //!
 //! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
+//! # async fn fleet() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use redial_etcd::{EtcdConfig, EtcdDiscover, Registration};
+//! use redial_tokio::{BudgetPolicy, Departure, SharedBudget, Target};
 //!
-//! let config = EtcdConfig::from_url("etcd://127.0.0.1:2379/services/redis").unwrap();
-//! // On each server:
-//! let registration = Registration::start(config.clone(), "127.0.0.1:6379", Duration::from_secs(5))?;
-//! registration.registered().await;
-//! // On each client: a target for any adapter.
-//! let etcd = EtcdDiscover::start(config)?;
-//! let target = redial_driver::Target::discover(etcd);
-//! # let _ = target; Ok(()) }
+//! let etcd = EtcdConfig::from_url("etcd://127.0.0.1:2379/services/redis")?;
+//! // On each server: registered under /services/redis/ADDR, kept alive every TTL/3.
+//! let me = Registration::start(etcd.clone(), "10.0.0.7:6379", Duration::from_secs(5))?;
+//! me.registered().await;
+//!
+//! // On each client process: one watch shared by every session, and one retry budget.
+//! let registry = EtcdDiscover::start(etcd)?;
+//! let budget = SharedBudget::new(BudgetPolicy::new().with_capacity(100).with_min_per_sec(10))?;
+//! let departure = Departure::new()
+//!     .with_spread(Duration::from_secs(2)) // moves start within 2 s of the server leaving
+//!     .with_drain(Duration::from_secs(5)); // in-flight messages get 5 s to be confirmed
+//! let sessions: Vec<_> = (0..1000)
+//!     .map(|_| {
+//!         redial_tokio::builder(Target::discover(registry.clone()))
+//!             .retry_budget(budget.clone())
+//!             .departure(departure)
+//!             .spawn()
+//!     })
+//!     .collect::<Result<_, _>>()?;
+//! # let _ = (sessions, me);
+//! # Ok(()) }
 //! ```
 
 #![deny(missing_docs)]
