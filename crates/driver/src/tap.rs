@@ -123,8 +123,8 @@ impl<P: Protocol> Tapped<P> {
         self.session.reconnect_now(now)
     }
 
-    // Not recorded yet: a trace of a session that moved or was throttled does not replay.
     pub(crate) fn move_off(&mut self, now: Instant, drain: std::time::Duration) -> bool {
+        rec!(self, r => r.move_off(now, drain));
         self.session.move_off(now, drain)
     }
 
@@ -134,6 +134,7 @@ impl<P: Protocol> Tapped<P> {
         epoch: Epoch,
         retry_in: std::time::Duration,
     ) -> bool {
+        rec!(self, r => r.defer(now, epoch, retry_in));
         self.session.defer_attempt(now, epoch, retry_in)
     }
 
