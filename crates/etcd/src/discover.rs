@@ -141,12 +141,12 @@ async fn watch_once(
             }
         }
         let at = resp.header().map_or(0, |h| h.revision());
-        let endpoints = set.len();
-        let (added, removed) = hub.replace(set);
+        // Told before the sessions can use it.
         hub.emit(RegistryEvent::Loaded {
-            endpoints,
+            endpoints: set.len(),
             revision: at,
         });
+        let (added, removed) = hub.replace(set);
         if !removed.is_empty() {
             // A read after a lost watch: report what changed meanwhile.
             hub.emit(RegistryEvent::Changed {
