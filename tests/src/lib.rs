@@ -18,5 +18,6 @@ pub mod adapters;
 pub use redial_conformance as conformance;
 pub use redial_conformance::conformance_tests;
 
+pub mod fleet;
 pub mod real;
 pub mod tls;
