@@ -15,8 +15,8 @@ use redial_driver::{BudgetPolicy, Departure, Handle, SharedBudget, Target};
 use redial_etcd::{EtcdConfig, EtcdDiscover, Registration, RegistryEvent};
 
 use crate::conformance::{dead_addr, eventually, fast_config, within, Adapter};
-use redial_testkit::etcd::EtcdServer;
 use crate::servers::{skip_or_fail, LineServer};
+use redial_testkit::etcd::EtcdServer;
 
 /// Generates the fleet tests for an adapter.
 #[macro_export]

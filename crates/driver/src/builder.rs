@@ -44,13 +44,31 @@ pub struct Builder<R: Runtime, C: Connector, P: Protocol = Framed<LineCodec>> {
     metrics: crate::metrics::Labels,
     budget: Option<SharedBudget>,
     departure: redial_core::spread::Departure,
+    seed: Option<u64>,
     #[cfg(feature = "record")]
     record: Option<crate::trace::Pending<P>>,
 }
 
-/// Sessions built in this process so far: mixed into each one's spread seed, so sessions
-/// built from one config still order a service's endpoints each their own way.
+/// Sessions built in this process so far: mixed into each one's seed, so sessions built from
+/// one config draw their own jitter and order a service's endpoints each their own way.
 static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A session's seed when [`Builder::seed`] did not fix one: the config's, mixed with entropy
+/// drawn once per process (the OS-seeded keys of std's `RandomState`) and the session's number.
+/// Without it, every session of a fleet built from the default config (`Config::seed` is a
+/// constant) would draw the same jitter, in every process: the herd jitter exists to break.
+fn session_seed(config_seed: u64, n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let process = *PROCESS.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    });
+    rand_seed(redial_core::SplitMix64::new(
+        config_seed ^ process ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    ))
+}
 
 impl<R: Runtime, C: Connector, P: Protocol> fmt::Debug for Builder<R, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,6 +97,7 @@ impl<R: Runtime, C: Connector> Builder<R, C> {
             metrics: crate::metrics::Labels::default(),
             budget: None,
             departure: redial_core::spread::Departure::new(),
+            seed: None,
             #[cfg(feature = "record")]
             record: None,
         }
@@ -126,6 +145,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             metrics: self.metrics,
             budget: self.budget,
             departure: self.departure,
+            seed: self.seed,
             // The recording was set up for the old protocol's type: it cannot describe this
             // one. `record` must come after `protocol` (documented there).
             #[cfg(feature = "record")]
@@ -152,6 +172,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             metrics: self.metrics,
             budget: self.budget,
             departure: self.departure,
+            seed: self.seed,
             #[cfg(feature = "record")]
             record: self.record,
         }
@@ -213,6 +234,16 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
         self
     }
 
+    /// Fixes the seed of this session's jitter generator (backoff jitter, handshake nonces,
+    /// its endpoint order). By default each session draws its own from [`Config::seed`] mixed
+    /// with per-process entropy and the session's number, so a fleet built from one config
+    /// does not back off in step; fix it for a reproducible run (a recording always holds the
+    /// seed its session drew, so a replay needs nothing).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
     /// Validates the configuration and builds the session without spawning it: the returned
     /// task must be polled (spawned, locally or not, or awaited) for anything to happen.
     #[allow(clippy::type_complexity)] // The ends and the task, as `spawn` hands them out.
@@ -224,19 +255,24 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
         }
         let origin = self.runtime.now();
         let n = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let seed =
-            redial_core::SplitMix64::new(self.config.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let seed = rand_seed(seed);
+        // The session's jitter (and nonce) generator, and, from it, its endpoint order and
+        // departure jitter.
+        let jitter_seed = self
+            .seed
+            .unwrap_or_else(|| session_seed(self.config.seed, n));
+        let seed = rand_seed(redial_core::SplitMix64::new(!jitter_seed));
         let follow = Follow::new(&self.target, self.departure, seed);
         #[allow(unused_mut)] // Mutated only when recording.
-        let mut session = Tapped::new(Session::new(
+        let mut session = Tapped::new(Session::with_rng(
             self.config,
             self.protocol,
+            redial_core::SplitMix64::new(jitter_seed),
             redial_core::Instant::ZERO,
         )?);
         #[cfg(feature = "record")]
         if let Some(pending) = self.record {
-            session.record(pending.into_recorder(session.protocol()));
+            // The seed drawn, not the config's: a replay draws the same jitter.
+            session.record(pending.into_recorder(session.protocol()), jitter_seed);
         }
         let meter = crate::metrics::Meter::new(&self.metrics);
         let shared = Arc::new(Shared::new(self.event_capacity, meter.missed_events()));

@@ -47,8 +47,8 @@ impl<P: Protocol> Tapped<P> {
 
     /// Records everything from now on (the `start` line is written at once).
     #[cfg(feature = "record")]
-    pub(crate) fn record(&mut self, mut recorder: Recorder) {
-        recorder.start(self.session.config());
+    pub(crate) fn record(&mut self, mut recorder: Recorder, seed: u64) {
+        recorder.start(self.session.config(), seed);
         self.recorder = Some(recorder);
     }
 

@@ -159,3 +159,49 @@ fn receipts_resolve_when_the_local_set_is_dropped() {
     );
     assert!(handle.is_closed());
 }
+
+/// The backoff delays the first `n` failed attempts of a session to a dead address announce.
+async fn first_delays(
+    b: redial_tokio::Builder<redial_tokio::Tokio, redial_tokio::TcpConnector>,
+    n: usize,
+) -> Vec<Duration> {
+    let (handle, _inbound, mut events) = b.spawn().expect("config");
+    let mut delays = Vec::new();
+    while delays.len() < n {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event in time")
+            .expect("events go on while the session does");
+        if let redial_tokio::Notification::AttemptFailed {
+            next_delay: Some(d),
+            ..
+        } = e.notification
+        {
+            delays.push(d);
+        }
+    }
+    handle.close(CloseMode::Immediate).await;
+    delays
+}
+
+/// Sessions built from one config (whose seed is a constant by default) draw jitter of their
+/// own: a fleet does not back off in step. A fixed `Builder::seed` reproduces a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_from_one_config_jitter_apart_unless_seeded() {
+    let cfg = std::sync::Arc::new(
+        Config::default()
+            .with_backoff(
+                Backoff::new()
+                    .with_initial(Duration::from_millis(5))
+                    .with_cap(Duration::from_millis(40))
+                    .with_jitter(Jitter::Full),
+            )
+            .with_heartbeat(None),
+    );
+    let addr = dead_addr();
+    let b = || redial_tokio::builder(addr).config(std::sync::Arc::clone(&cfg));
+    let (one, two) = tokio::join!(first_delays(b(), 4), first_delays(b(), 4));
+    assert_ne!(one, two, "two sessions drew the same jitter: {one:?}");
+    let (one, two) = tokio::join!(first_delays(b().seed(7), 4), first_delays(b().seed(7), 4));
+    assert_eq!(one, two, "one seed, one schedule");
+}

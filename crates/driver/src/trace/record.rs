@@ -82,11 +82,15 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn start(&mut self, config: &Config) {
+    /// The first line: the config, with `seed` (the one the session's generator was given,
+    /// which may differ from the config's), and the protocol.
+    pub(crate) fn start(&mut self, config: &Config, seed: u64) {
         let protocol = self.protocol.0.clone();
+        let mut config: super::format::ConfigRec = config.into();
+        config.seed = seed;
         self.line(&Line::Start {
             version: VERSION,
-            config: Box::new(config.into()),
+            config: Box::new(config),
             protocol,
         });
     }

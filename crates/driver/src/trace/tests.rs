@@ -162,7 +162,7 @@ fn scripted_trace_replays_identically_and_truncation_is_a_prefix() {
         let proto = Resp::new();
         let mut rec = Pending::<Resp>::new(Box::new(buf.clone()), limit).into_recorder(&proto);
         let cfg = Config::default();
-        rec.start(&cfg);
+        rec.start(&cfg, cfg.seed);
         let mut s = Session::new(cfg, proto, Instant::ZERO).unwrap();
         let mut t = 0;
         let round = |s: &mut Session<Resp>, rec: &mut Recorder, t: u64| {
@@ -268,7 +268,7 @@ fn moves_and_deferred_attempts_replay() {
     let mut rec =
         Pending::<Resp>::new(Box::new(buf.clone()), DEFAULT_MAX_BYTES).into_recorder(&proto);
     let cfg = Config::default();
-    rec.start(&cfg);
+    rec.start(&cfg, cfg.seed);
     let mut s = Session::new(cfg, proto, Instant::ZERO).unwrap();
     let now = Instant::from_millis;
     let m = resp::cmd(["GET", "a"]);
