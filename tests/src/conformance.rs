@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, LocalBoxFuture};
 use futures::{FutureExt, StreamExt};
 use redial_core::{
     AbandonReason, AckMode, Backoff, Batch, CloseMode, Config, ConfigError, Delivery,
@@ -50,14 +50,130 @@ use redial_core::{
 };
 use redial_driver::socket2::{Domain, Socket, Type};
 use redial_driver::{
-    Builder, Connector, Dial, Discover, Endpoint, Ends, Events, Handle, Inbound, SessionEvent,
-    SocketFactory, Spawn, Target, Undelivered,
+    Builder, Connector, Dial, Discover, Endpoint, Ends, Events, Handle, Inbound, Runtime,
+    SessionEvent, SessionTask, SocketFactory, Spawn, Target, Undelivered,
 };
 
 use crate::proxy::{FaultProxy, Mode};
 use crate::servers::{LenServer, LineServer};
 
-/// What the suite needs from an adapter.
+/// What the conformance suite needs from any adapter: `Send` or local (thread-per-core).
+///
+/// Every [`Adapter`] (a runtime that spawns `Send` tasks) is a `Suite` already; a local
+/// runtime (monoio, tokio's `LocalSet`) implements this directly, spawning with
+/// [`Builder::spawn_local`].
+pub trait Suite: 'static {
+    /// The adapter's runtime.
+    type Rt: Runtime;
+    /// The adapter's TCP/Unix connector.
+    type Conn: Connector;
+    /// A name for messages.
+    const NAME: &'static str;
+    /// A session builder on this runtime, with the adapter's own connector.
+    fn builder(target: Target) -> Builder<Self::Rt, Self::Conn>;
+    /// The adapter's TCP connector, making every socket with `factory`.
+    fn tcp_connector(factory: SocketFactory) -> Self::Conn;
+    /// Starts a session the way this runtime runs tasks.
+    fn spawn<P: Protocol + Send + 'static>(
+        b: Builder<Self::Rt, Self::Conn, P>,
+    ) -> Result<Ends, ConfigError>;
+    /// Runs a session task built (not spawned) with a user's connector, on its own: a thread
+    /// of its own for a `Send` runtime, a task of the current thread for a local one.
+    fn run_task<P: Protocol + Send + 'static>(
+        task: SessionTask<Self::Rt, CountingConnector<Self::Conn>, P>,
+    ) -> TaskRun;
+    /// Runs a scenario to completion on this runtime (sessions spawned inside run there).
+    fn block_on<F: Future<Output = ()> + 'static>(f: F);
+    /// Sleeps on this runtime's timer.
+    fn sleep(d: Duration) -> LocalBoxFuture<'static, ()>;
+}
+
+/// A session task run by [`Suite::run_task`].
+pub struct TaskRun {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TaskRun {
+    /// Runs `task` on a thread of its own with `block_on`.
+    pub fn thread<F: Future<Output = ()> + Send + 'static>(
+        task: F,
+        block_on: fn(futures::future::BoxFuture<'static, ()>),
+    ) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&done);
+        let thread = std::thread::spawn(move || {
+            block_on(Box::pin(task));
+            d.store(true, Ordering::SeqCst);
+        });
+        TaskRun {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Wraps `task` so the returned [`TaskRun`] sees it end; spawn the returned future on
+    /// the current thread's executor.
+    pub fn local<F: Future<Output = ()> + 'static>(task: F) -> (Self, impl Future<Output = ()>) {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&done);
+        let run = async move {
+            task.await;
+            d.store(true, Ordering::SeqCst);
+        };
+        (TaskRun { done, thread: None }, run)
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    /// Waits for its thread, if it has one (a panic there fails the test).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the task's thread did not panic");
+        }
+    }
+}
+
+impl<T: Adapter> Suite for T {
+    type Rt = T::Rt;
+    type Conn = T::Conn;
+    const NAME: &'static str = T::NAME;
+
+    fn builder(target: Target) -> Builder<Self::Rt, Self::Conn> {
+        T::builder(target)
+    }
+
+    fn tcp_connector(factory: SocketFactory) -> Self::Conn {
+        T::tcp_connector(factory)
+    }
+
+    fn spawn<P: Protocol + Send + 'static>(
+        b: Builder<Self::Rt, Self::Conn, P>,
+    ) -> Result<Ends, ConfigError> {
+        b.spawn()
+    }
+
+    fn run_task<P: Protocol + Send + 'static>(
+        task: SessionTask<Self::Rt, CountingConnector<Self::Conn>, P>,
+    ) -> TaskRun {
+        TaskRun::thread(task, |f| T::block_on(f))
+    }
+
+    fn block_on<F: Future<Output = ()> + 'static>(f: F) {
+        T::block_on(f)
+    }
+
+    fn sleep(d: Duration) -> LocalBoxFuture<'static, ()> {
+        T::sleep(d)
+    }
+}
+
+/// An adapter whose runtime spawns `Send` tasks (tokio, smol, redial-blocking): what the
+/// real-fault and TLS suites need, and, through the blanket [`Suite`] impl, the conformance
+/// suite too.
 ///
 /// The bounds on the associated types are what makes a session task `Send` (its timer, its
 /// resolver, its connector's dial and stream), so scenarios can spawn sessions of any
@@ -74,12 +190,12 @@ pub trait Adapter: 'static {
     /// The adapter's TCP connector, making every socket with `factory`.
     fn tcp_connector(factory: SocketFactory) -> Self::Conn;
     /// Runs a scenario to completion on this runtime (sessions spawned inside run there).
-    fn block_on<F: Future<Output = ()> + Send + 'static>(f: F);
+    fn block_on<F: Future<Output = ()> + 'static>(f: F);
     /// Sleeps on this runtime's timer.
     fn sleep(d: Duration) -> BoxFuture<'static, ()>;
 }
 
-/// Generates one `#[test]` per conformance scenario for an [`Adapter`].
+/// Generates one `#[test]` per conformance scenario for a [`Suite`] (every [`Adapter`] is one).
 #[macro_export]
 macro_rules! conformance_tests {
     ($adapter:ty) => {
@@ -98,7 +214,7 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $name() {
-                <$adapter as $crate::conformance::Adapter>::block_on(
+                <$adapter as $crate::conformance::Suite>::block_on(
                     $crate::conformance::bounded::<$adapter>($crate::conformance::$name::<$adapter>()),
                 );
             }
@@ -111,7 +227,7 @@ macro_rules! conformance_tests {
 pub const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs a scenario, failing it if it takes longer than [`SCENARIO_LIMIT`].
-pub async fn bounded<A: Adapter>(scenario: impl Future<Output = ()>) {
+pub async fn bounded<A: Suite>(scenario: impl Future<Output = ()>) {
     within::<A, _>(SCENARIO_LIMIT, "the scenario", scenario).await;
 }
 
@@ -155,8 +271,8 @@ pub struct Live {
 
 impl Live {
     /// Spawns a session of any protocol on the adapter.
-    pub fn spawn<A: Adapter, P: Protocol + Send + 'static>(b: Builder<A::Rt, A::Conn, P>) -> Live {
-        let (handle, inbound, events) = b.spawn().expect("valid config");
+    pub fn spawn<A: Suite, P: Protocol + Send + 'static>(b: Builder<A::Rt, A::Conn, P>) -> Live {
+        let (handle, inbound, events) = A::spawn(b).expect("valid config");
         Live::from_ends(handle, inbound, events)
     }
 
@@ -185,7 +301,7 @@ impl Live {
 
     /// Waits (bounded) for an event matching `f` that comes after the one the previous wait
     /// matched, and returns it. Every event stays in `seen`.
-    pub async fn wait_event<A: Adapter>(
+    pub async fn wait_event<A: Suite>(
         &mut self,
         timeout: Duration,
         what: &str,
@@ -216,7 +332,7 @@ impl Live {
 }
 
 /// Polls `cond` on the adapter's timer until it holds, bounded by `timeout`.
-pub async fn eventually<A: Adapter>(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub async fn eventually<A: Suite>(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
         assert!(
@@ -229,7 +345,7 @@ pub async fn eventually<A: Adapter>(timeout: Duration, what: &str, mut cond: imp
 }
 
 /// Awaits `f`, failing the test if it takes longer than `timeout`.
-pub async fn within<A: Adapter, T>(timeout: Duration, what: &str, f: impl Future<Output = T>) -> T {
+pub async fn within<A: Suite, T>(timeout: Duration, what: &str, f: impl Future<Output = T>) -> T {
     let sleep = A::sleep(timeout);
     futures::pin_mut!(f);
     match futures::future::select(f, sleep).await {
@@ -241,7 +357,7 @@ pub async fn within<A: Adapter, T>(timeout: Duration, what: &str, f: impl Future
 }
 
 /// Reads a stream to its end (bounded) and returns what it yielded.
-pub async fn until_end<A: Adapter, S: futures::Stream + Unpin>(
+pub async fn until_end<A: Suite, S: futures::Stream + Unpin>(
     timeout: Duration,
     what: &str,
     s: &mut S,
@@ -265,7 +381,7 @@ fn is_disconnected(n: &Notification) -> bool {
 }
 
 /// A line session (the builder's default protocol: `Framed<LineCodec::plain()>`, PING/PONG).
-fn line_session<A: Adapter>(addr: SocketAddr, config: Config) -> Builder<A::Rt, A::Conn> {
+fn line_session<A: Suite>(addr: SocketAddr, config: Config) -> Builder<A::Rt, A::Conn> {
     A::builder(addr.into()).config(config)
 }
 
@@ -274,7 +390,7 @@ const LONG: Duration = Duration::from_secs(10);
 /// Scenario 1: Messages flow both ways; the peer's PING is answered; our PING/PONG keeps an
 /// idle connection alive and gives RTT samples; a message the codec cannot frame is handed
 /// back at once; a close ends the inbound stream and refuses later messages.
-pub async fn exchange_and_heartbeat<A: Adapter>() {
+pub async fn exchange_and_heartbeat<A: Suite>() {
     let server = LineServer::start();
     let mut s = Live::spawn::<A, _>(line_session::<A>(server.addr(), fast_config()));
     within::<A, _>(
@@ -350,7 +466,7 @@ pub async fn exchange_and_heartbeat<A: Adapter>() {
 /// Scenario 2: Server down at start: attempts follow the policy (no jitter: exact delays; full
 /// jitter: within `[0, base]`), never above the cap. Tolerance: +150 ms late per gap, 2 ms
 /// early.
-pub async fn down_at_start_follows_policy<A: Adapter>() {
+pub async fn down_at_start_follows_policy<A: Suite>() {
     for jitter in [Jitter::None, Jitter::Full] {
         let backoff = Backoff::new()
             .with_initial(Duration::from_millis(50))
@@ -417,7 +533,7 @@ pub async fn down_at_start_follows_policy<A: Adapter>() {
 }
 
 /// Scenario 3: Server restart: reconnect, queued messages flushed, order kept.
-pub async fn restart_flushes_queue_in_order<A: Adapter>() {
+pub async fn restart_flushes_queue_in_order<A: Suite>() {
     let server = LineServer::start();
     let mut s = Live::spawn::<A, _>(line_session::<A>(server.addr(), fast_config()));
     for m in ["a", "b"] {
@@ -461,7 +577,7 @@ pub async fn restart_flushes_queue_in_order<A: Adapter>() {
 
 /// Scenario 4: Give-up: after the policy's limits the session closes and every queued message
 /// comes back abandoned, with its payload; both streams end; later messages are refused.
-pub async fn give_up_abandons_everything<A: Adapter>() {
+pub async fn give_up_abandons_everything<A: Suite>() {
     let cfg = fast_config().with_give_up(GiveUp {
         max_failures: Some(3),
         max_elapsed: None,
@@ -518,7 +634,7 @@ pub async fn give_up_abandons_everything<A: Adapter>() {
 
 /// Scenario 5: Blackhole (half-open): found within interval + timeout (+400 ms tolerance); a
 /// plain socket in the same cut notices nothing; after heal the session reconnects.
-pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
+pub async fn blackhole_detected_by_heartbeat<A: Suite>() {
     let server = LineServer::start();
     let proxy = FaultProxy::start(server.addr());
     let cfg = fast_config();
@@ -581,7 +697,7 @@ pub async fn blackhole_detected_by_heartbeat<A: Adapter>() {
 
 /// Scenario 6: Epochs: the old socket (slow proxy: late bytes, delayed close) never disturbs
 /// the new connection.
-pub async fn old_socket_never_disturbs_new<A: Adapter>() {
+pub async fn old_socket_never_disturbs_new<A: Suite>() {
     let server = LineServer::start();
     let proxy = FaultProxy::start(server.addr());
     let mut s = Live::spawn::<A, _>(line_session::<A>(
@@ -643,7 +759,7 @@ pub async fn old_socket_never_disturbs_new<A: Adapter>() {
 /// Scenario 7: Ledger: at-most-once messages written before a cut come back in doubt and are
 /// never resent; idempotent ones are replayed exactly once, in order. The server log is the
 /// witness.
-pub async fn ledger_in_doubt_and_replay<A: Adapter>() {
+pub async fn ledger_in_doubt_and_replay<A: Suite>() {
     let server = LineServer::start();
     server.set_reply(Some("+OK "));
     let cfg = fast_config().with_heartbeat(None);
@@ -692,7 +808,7 @@ pub async fn ledger_in_doubt_and_replay<A: Adapter>() {
 
 /// Scenario 8: Queue full: rejected at once with the message handed back; memory stays
 /// bounded.
-pub async fn queue_full_rejects<A: Adapter>() {
+pub async fn queue_full_rejects<A: Suite>() {
     let q = QueueLimits {
         max_messages: 4,
         max_bytes: 1 << 16,
@@ -745,7 +861,7 @@ pub async fn queue_full_rejects<A: Adapter>() {
 
 /// Scenario 9: Graceful close drains within its deadline; immediate close abandons; a drain
 /// that cannot finish abandons at its deadline.
-pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
+pub async fn graceful_close_drains_immediate_abandons<A: Suite>() {
     let server = LineServer::start();
     let s = Live::spawn::<A, _>(line_session::<A>(server.addr(), fast_config()));
     let receipts: Vec<_> = (0..100)
@@ -801,7 +917,7 @@ pub async fn graceful_close_drains_immediate_abandons<A: Adapter>() {
 
 /// Scenario 10: Bad input: oversized and malformed inbound frames close that connection with a
 /// typed error and the session recovers; bad config is refused before anything is spawned.
-pub async fn bad_input_reconnects_bad_config_refused<A: Adapter>() {
+pub async fn bad_input_reconnects_bad_config_refused<A: Suite>() {
     // Refused configs first: the probe server must see no connection by the end of the
     // scenario (which takes well over a second).
     let probe = LineServer::start();
@@ -809,28 +925,22 @@ pub async fn bad_input_reconnects_bad_config_refused<A: Adapter>() {
         interval: Duration::ZERO,
         ..Heartbeat::default()
     }));
-    let err = A::builder(probe.addr().into())
-        .config(bad)
-        .spawn()
-        .expect_err("refused");
+    let err = A::spawn(A::builder(probe.addr().into()).config(bad)).expect_err("refused");
     assert_eq!(err, ConfigError::ZeroDuration("heartbeat.interval"));
     assert_eq!(
         err.to_string(),
         "heartbeat.interval must be greater than zero"
     );
-    let err = A::builder(probe.addr().into())
-        .config(Config::default().with_connect_timeout(Duration::ZERO))
-        .spawn()
-        .expect_err("refused");
+    let err = A::spawn(
+        A::builder(probe.addr().into())
+            .config(Config::default().with_connect_timeout(Duration::ZERO)),
+    )
+    .expect_err("refused");
     assert_eq!(err, ConfigError::ZeroDuration("connect_timeout"));
-    let err = A::builder(probe.addr().into())
-        .codec(LineCodec::plain().with_max_line(0))
-        .spawn()
+    let err = A::spawn(A::builder(probe.addr().into()).codec(LineCodec::plain().with_max_line(0)))
         .expect_err("refused");
     assert!(matches!(err, ConfigError::Protocol(_)), "{err:?}");
-    let err = A::builder(Target::from(Vec::<SocketAddr>::new()))
-        .spawn()
-        .expect_err("refused");
+    let err = A::spawn(A::builder(Target::from(Vec::<SocketAddr>::new()))).expect_err("refused");
     assert_eq!(err, ConfigError::NoAddresses);
 
     let server = LineServer::start();
@@ -912,7 +1022,7 @@ impl Discover for CountingDiscover {
 
 /// Scenario 11: Discovery is refreshed on every reconnect cycle; a `localhost` target is
 /// resolved (on every attempt) and its events name the host.
-pub async fn rediscovers_every_cycle<A: Adapter>() {
+pub async fn rediscovers_every_cycle<A: Suite>() {
     let server = LineServer::start();
     let calls = Arc::new(AtomicUsize::new(0));
     let d = CountingDiscover {
@@ -966,7 +1076,7 @@ fn batch_of(messages: &[&str]) -> Batch {
 /// Scenario 12: Batches: many messages as one entry, framed one by one, each acknowledged; a
 /// batch caught on a dying connection comes back whole in doubt (or is replayed whole if
 /// idempotent); an unencodable or late batch is refused and handed back.
-pub async fn batches_travel_and_end_as_one<A: Adapter>() {
+pub async fn batches_travel_and_end_as_one<A: Suite>() {
     let server = LineServer::start();
     server.set_reply(Some("+OK "));
     let cfg = fast_config().with_heartbeat(None);
@@ -1044,7 +1154,7 @@ pub async fn batches_travel_and_end_as_one<A: Adapter>() {
 
 /// Waits for the session's first failed attempt and checks that it failed for good, as a
 /// refused handshake does (`PermissionDenied`, no retry). Returns the error text behind it.
-pub async fn refused_for_good<A: Adapter>(s: &mut Live) -> String {
+pub async fn refused_for_good<A: Suite>(s: &mut Live) -> String {
     let failed = s
         .wait_event::<A>(LONG, "refused attempt", |e| {
             matches!(e.notification, Notification::AttemptFailed { .. })
@@ -1083,7 +1193,7 @@ pub fn assert_never_sent(u: &Undelivered) {
 /// acks, every data line answers the oldest request); a reply to nothing is a protocol error
 /// (`UnexpectedReply`) and a clean reconnect; a refusing greeting fails the attempt for good,
 /// with the peer's words in the event.
-pub async fn handshake_replies_are_read_before_use<A: Adapter>() {
+pub async fn handshake_replies_are_read_before_use<A: Suite>() {
     let server = LineServer::start();
     server.set_greeting(Some("HELLO v1"));
     server.set_reply(Some("+OK "));
@@ -1185,7 +1295,7 @@ pub async fn handshake_replies_are_read_before_use<A: Adapter>() {
 
 /// Scenario 14: An event stream kept but never read holds at most its capacity: the oldest
 /// events are dropped, and the first event read then counts them in `missed`.
-pub async fn events_are_bounded<A: Adapter>() {
+pub async fn events_are_bounded<A: Suite>() {
     // Nothing listens: every attempt fails at once, a few events each.
     let cfg = fast_config().with_backoff(
         Backoff::new()
@@ -1194,10 +1304,7 @@ pub async fn events_are_bounded<A: Adapter>() {
             .with_jitter(Jitter::None),
     );
     let mut s = Live::from_ends_of(
-        A::builder(dead_addr().into())
-            .config(cfg)
-            .event_capacity(8)
-            .spawn()
+        A::spawn(A::builder(dead_addr().into()).config(cfg).event_capacity(8))
             .expect("valid config"),
     );
     eventually::<A>(LONG, "20 failed attempts", || {
@@ -1224,7 +1331,7 @@ pub async fn events_are_bounded<A: Adapter>() {
 
 /// Scenario 15: Dropping the last handle closes the session gracefully: what was queued is
 /// still delivered, then both streams end.
-pub async fn dropping_handles_ends_the_session<A: Adapter>() {
+pub async fn dropping_handles_ends_the_session<A: Suite>() {
     let server = LineServer::start();
     let s = Live::spawn::<A, _>(line_session::<A>(server.addr(), fast_config()));
     let clone = s.handle.clone();
@@ -1257,7 +1364,7 @@ pub async fn dropping_handles_ends_the_session<A: Adapter>() {
 }
 
 /// A connector that counts its dials and hands them to the adapter's.
-struct CountingConnector<C> {
+pub struct CountingConnector<C> {
     inner: C,
     dials: Arc<AtomicUsize>,
 }
@@ -1295,7 +1402,7 @@ fn thread_socket_factory(made: Arc<AtomicUsize>, send_buffer: Option<usize>) -> 
 /// Scenario 16: A user connector (wrapping the adapter's, whose sockets a factory makes on a
 /// thread of its own) dials every connection; the session is built, not spawned, and its task
 /// runs on a dedicated thread with its own runtime.
-pub async fn custom_connector_and_build<A: Adapter>() {
+pub async fn custom_connector_and_build<A: Suite>() {
     let server = LineServer::start();
     server.set_reply(Some("echo:"));
     let (dials, made) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -1308,7 +1415,7 @@ pub async fn custom_connector_and_build<A: Adapter>() {
         .connector(connector)
         .build()
         .expect("valid config");
-    let runner = std::thread::spawn(move || A::block_on(task));
+    let runner = A::run_task(task);
     let mut s = Live::from_ends(handle, inbound, events);
     within::<A, _>(
         LONG,
@@ -1333,8 +1440,8 @@ pub async fn custom_connector_and_build<A: Adapter>() {
     );
     within::<A, _>(LONG, "close", s.handle.close(CloseMode::Immediate)).await;
     // The task ends with the session, so its thread does.
-    eventually::<A>(LONG, "the task's thread ends", || runner.is_finished()).await;
-    runner.join().expect("the task's thread did not panic");
+    eventually::<A>(LONG, "the task ends", || runner.is_finished()).await;
+    runner.join();
 }
 
 /// A peer that accepts and never reads (its receive buffer is small), but can send: writes
@@ -1404,7 +1511,7 @@ impl Drop for DeafServer {
 
 /// Scenario 17: A write stuck on a peer that stopped reading never stops reads (a line the
 /// peer sends still arrives) and is killed by the write deadline.
-pub async fn blocked_write_keeps_reading_and_times_out<A: Adapter>() {
+pub async fn blocked_write_keeps_reading_and_times_out<A: Suite>() {
     let server = DeafServer::start();
     let write_timeout = Duration::from_millis(1500);
     let cfg = fast_config()
@@ -1479,7 +1586,7 @@ pub async fn blocked_write_keeps_reading_and_times_out<A: Adapter>() {
 
 /// Scenario 18: A session task polled by reference (not dropped when it finishes): its
 /// streams still end when the session does.
-pub async fn streams_end_when_the_session_ends<A: Adapter>() {
+pub async fn streams_end_when_the_session_ends<A: Suite>() {
     let (handle, mut inbound, mut events, task) = A::builder(dead_addr().into())
         .config(fast_config())
         .build()
@@ -1581,7 +1688,7 @@ impl Drop for FloodServer {
 /// stream); the peer's silence while we are the ones not reading is not its death (no
 /// disconnect after many heartbeat deadlines); once the consumer takes again, every line
 /// arrives, in order, by value.
-pub async fn slow_consumer_holds_the_socket_not_memory<A: Adapter>() {
+pub async fn slow_consumer_holds_the_socket_not_memory<A: Suite>() {
     let server = FloodServer::start();
     let hb = Heartbeat {
         interval: Duration::from_millis(200),

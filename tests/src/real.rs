@@ -45,7 +45,7 @@ use redial_driver::{
     SocketOptions, Subscription, Undelivered,
 };
 
-use crate::adapters::{SmolAdapter, TokioAdapter};
+use crate::adapters::{BlockingAdapter, SmolAdapter, TokioAdapter};
 use crate::conformance::{eventually, within, Adapter};
 use crate::netns::{self, netns_available, NetnsPair, Side};
 use crate::servers::{skip_or_fail, which, LineServer, NatsServer, RedisServer};
@@ -77,6 +77,20 @@ impl RealAdapter for TokioAdapter {
 }
 
 impl RealAdapter for SmolAdapter {
+    fn spawn<P: Protocol + Send + 'static>(b: Builder<Self::Rt, Self::Conn, P>) -> Ends {
+        b.spawn().expect("valid config")
+    }
+    fn with_socket_factory<P: Protocol>(
+        mut b: Builder<Self::Rt, Self::Conn, P>,
+        factory: SocketFactory,
+    ) -> Builder<Self::Rt, Self::Conn, P> {
+        let c = b.connector_mut();
+        *c = std::mem::take(c).with_socket_factory(factory);
+        b
+    }
+}
+
+impl RealAdapter for BlockingAdapter {
     fn spawn<P: Protocol + Send + 'static>(b: Builder<Self::Rt, Self::Conn, P>) -> Ends {
         b.spawn().expect("valid config")
     }

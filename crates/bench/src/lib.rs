@@ -1,7 +1,9 @@
 //! redial's benchmarks (issue 7) live in the bench target `benches/redial/` — a bench target,
 //! so that the peers it measures against (stubborn-io) are dev-dependencies only and reach no
 //! library's dependency tree. Run everything and write `BENCHMARKS.md` with `bench/run.sh`
-//! (`cargo bench -p redial-bench --bench redial -- all --out BENCHMARKS.md`).
+//! (`cargo bench -p redial-bench --bench redial -- all --out BENCHMARKS.md`). The peers
+//! comparison (issue #13: redis-rs and async-nats against real servers) is the bench target
+//! `benches/peers/`, run by the same script; it writes its own section of `BENCHMARKS.md`.
 //!
 //! What the bench targets share (the redial, soak and TLS targets): the statistics every table
 //! prints and the redial senders every throughput comparison runs.

@@ -49,6 +49,21 @@ impl Instant {
     }
 }
 
+#[cfg(feature = "std")]
+impl Instant {
+    /// The core instant of `now` on a std clock whose origin is `origin` (a `now` before the
+    /// origin is the origin; one past the core's range is [`Instant::MAX`]).
+    pub fn from_std(origin: std::time::Instant, now: std::time::Instant) -> Instant {
+        Instant(duration_nanos(now.saturating_duration_since(origin)))
+    }
+
+    /// This instant on the std clock whose origin is `origin` (`None` past the std clock's
+    /// range: a deadline that never comes).
+    pub fn to_std(self, origin: std::time::Instant) -> Option<std::time::Instant> {
+        origin.checked_add(self.since_origin())
+    }
+}
+
 /// A duration in nanoseconds, saturating at `u64::MAX`.
 pub(crate) fn duration_nanos(d: Duration) -> u64 {
     // `as_secs() * 1e9 + subsec_nanos()` in u64, without the u128 of `Duration::as_nanos`.
@@ -88,6 +103,21 @@ impl fmt::Display for Instant {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "std")]
+    #[test]
+    fn std_instants_round_trip_and_clamp() {
+        let origin = std::time::Instant::now();
+        let later = origin + Duration::from_millis(1500);
+        let t = Instant::from_std(origin, later);
+        assert_eq!(t, Instant::from_millis(1500));
+        assert_eq!(t.to_std(origin), Some(later));
+        // Before the origin: the origin, never a wrapped-around far future.
+        let before = origin.checked_sub(Duration::from_secs(1));
+        if let Some(before) = before {
+            assert_eq!(Instant::from_std(origin, before), Instant::ZERO);
+        }
+    }
+
     use super::*;
 
     #[test]

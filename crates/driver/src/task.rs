@@ -127,8 +127,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Future for SessionTask<R, C, P> {
 
 impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
     fn now(&self) -> Instant {
-        let d = self.rt.now().saturating_duration_since(self.origin);
-        Instant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        Instant::from_std(self.origin, self.rt.now())
     }
 
     fn input(&mut self, now: Instant, input: Input<'_>) {

@@ -42,7 +42,7 @@ impl<R: Runtime> Timer<R> {
         if keep {
             return;
         }
-        let deadline = until.and_then(|t| origin.checked_add(t.since_origin()));
+        let deadline = until.and_then(|t| t.to_std(origin));
         *this.at = until;
         this.sleep.set(deadline.map(|d| rt.sleep_until(d)));
     }

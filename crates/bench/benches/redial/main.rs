@@ -8,6 +8,7 @@
 mod core_step;
 mod dead;
 mod mem;
+mod placement;
 mod tput;
 mod util;
 
@@ -39,6 +40,33 @@ fn main() {
             let size: usize = arg(4).parse().expect("size");
             let addr: SocketAddr = arg(5).parse().expect("addr");
             tput::cg_client(arg(2), n, size, addr);
+        }
+        "smol64" => {
+            // One process run of the smol 64 B comparison (issue #13, part 3), printed as one
+            // line: its ratios and where its threads ran. `REDIAL_BENCH_PIN=main=0,smol-1=1,...`
+            // pins them first.
+            let rounds: usize = arg(2).parse().expect("rounds");
+            let sink = tput::Sink::start();
+            // smol's executor thread and async-io's reactor thread exist from here on.
+            smol::block_on(smol::spawn(async {}));
+            smol::block_on(smol::Timer::after(Duration::from_millis(1)));
+            let spec = std::env::var("REDIAL_BENCH_PIN").unwrap_or_default();
+            let pinned = placement::pin(&spec);
+            let sampler = placement::Sampler::start(&["main", "smol-1", "bench-sink", "async-io"]);
+            let c = tput::smol_side_by_side(&sink, rounds, 200_000, 64);
+            let same = sampler.finish();
+            println!(
+                "batch={:.3} send={:.3} chan={:.3} aa={:.3} {same} pinned={}",
+                c.rows[3].2.median,
+                c.rows[2].2.median,
+                c.rows[4].2.median,
+                c.rows[1].2.median,
+                if pinned.is_empty() {
+                    "none".to_string()
+                } else {
+                    pinned.join(",")
+                }
+            );
         }
         "hold" => {
             util::raise_nofile();
@@ -146,6 +174,114 @@ fn status(met: bool) -> &'static str {
     } else {
         "**missed**"
     }
+}
+
+/// Process runs per placement in section 2b.
+const PLACEMENT_RUNS: usize = 10;
+
+/// Issue #13, part 3: the smol 64 B comparison in [`PLACEMENT_RUNS`] separate processes for
+/// each thread placement (unpinned, and the three ways of putting three busy threads on two
+/// CPUs), the placements interleaved run by run.
+fn placement_section(exe: &Path, goals: &mut Vec<String>, log: &dyn Fn(&str)) -> String {
+    let placements = [
+        ("unpinned (the kernel places them)", ""),
+        (
+            "sink with the session task (main=0, smol-1=1, sink=1)",
+            "main=0,smol-1=1,bench-sink=1",
+        ),
+        (
+            "sink with the sender (main=0, smol-1=1, sink=0)",
+            "main=0,smol-1=1,bench-sink=0",
+        ),
+        (
+            "sender with the session task (main=0, smol-1=0, sink=1)",
+            "main=0,smol-1=0,bench-sink=1",
+        ),
+    ];
+    let rounds = 5;
+    // results[placement] = per run: (batch, send, chan, the line)
+    let mut results: Vec<Vec<(f64, f64, f64, String)>> = vec![Vec::new(); placements.len()];
+    for run in 0..PLACEMENT_RUNS {
+        log(&format!("   run {} of {PLACEMENT_RUNS}", run + 1));
+        for (i, (_, spec)) in placements.iter().enumerate() {
+            let o = Command::new(exe)
+                .args(["smol64", &rounds.to_string()])
+                .env("REDIAL_BENCH_PIN", spec)
+                .output()
+                .expect("smol64 child");
+            let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let field = |k: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            match (field("batch="), field("send="), field("chan=")) {
+                (Some(b), Some(s), Some(c)) => results[i].push((b, s, c, line.clone())),
+                _ => eprintln!(
+                    "smol64 failed: {line} {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            }
+        }
+    }
+    let mut md = String::new();
+    let _ = writeln!(md, "## 2b. smol, 64 B: the bimodality is the benchmark's thread placement (issue #13, part 3)\n");
+    let _ = writeln!(
+        md,
+        "The smol 64 B comparison of section 2 ({rounds} rounds, 200,000 messages each, ratios \
+         per round to raw A, median of the run) in {PLACEMENT_RUNS} separate processes for each \
+         placement, interleaved run by run. Three threads are busy on two CPUs: the sender \
+         (`main`, in `smol::block_on`, which also is the raw client), smol's executor thread \
+         (`smol-1`: redial's session task, the channel writer's task) and the sink \
+         (`bench-sink`). Pinned with `sched_setaffinity` before the first round; unpinned runs \
+         record, every 2 ms, the CPU each thread last ran on.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| placement | runs | `send_batch` / raw: median of runs (min – max) | runs ≥ 1.2× / ≤ 1.0× | `send` / raw | channel writer / raw | `send` / channel writer |\n|---|---|---|---|---|---|---|"
+    );
+    for (i, (name, _)) in placements.iter().enumerate() {
+        let r = &results[i];
+        let col = |f: fn(&(f64, f64, f64, String)) -> f64| {
+            Spread::of(&r.iter().map(f).collect::<Vec<_>>())
+        };
+        let fast = r.iter().filter(|x| x.0 >= 1.2).count();
+        let slow = r.iter().filter(|x| x.0 <= 1.0).count();
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {fast} / {slow} | {} | {} | {} |",
+            r.len(),
+            col(|x| x.0).show(2),
+            col(|x| x.1).show(3),
+            col(|x| x.2).show(3),
+            col(|x| x.1 / x.2).show(2)
+        );
+        if i == 0 {
+            let b = col(|x| x.0);
+            goals.push(format!(
+                "2b. (#13) smol 64 B `send_batch` / raw over {} unpinned process runs: {} ({fast} runs ≥ 1.2×, {slow} ≤ 1.0×); pinned, sink with the session task: {}; sink with the sender: {}",
+                r.len(),
+                b.show(2),
+                Spread::of(&results[1].iter().map(|x| x.0).collect::<Vec<_>>()).show(2),
+                Spread::of(&results[2].iter().map(|x| x.0).collect::<Vec<_>>()).show(2),
+            ));
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nThe unpinned runs, each with the share of samples in which two threads were last on \
+         the same CPU:\n\n```"
+    );
+    for (b, _, _, line) in &results[0] {
+        let shares: Vec<&str> = line
+            .split_whitespace()
+            .filter(|w| w.starts_with("main+") || w.starts_with("smol-1+bench"))
+            .filter(|w| !w.contains("async-io"))
+            .collect();
+        let _ = writeln!(md, "send_batch/raw {b:.2}  {}", shares.join("  "));
+    }
+    let _ = writeln!(md, "```\n");
+    md
 }
 
 fn all(out: &Path) {
@@ -298,7 +434,10 @@ fn all(out: &Path) {
          4-byte record headers included), each sent with `Handle::send_batch`, a window of 64 \
          batch receipts; the driver frames every message with the codec when it writes the \
          batch, and the batch is delivered (here: written) as one. stubborn-io is `StubbornTcpStream` in the same \
-         `BufWriter`. TCP_NODELAY on every client (redial's default). redial's heartbeat is off \
+         `BufWriter`. The channel writer is the seed's design (issue #13): each message its own \
+         `Vec`, a bounded channel (512), and a writer task that owns the raw client's \
+         `BufWriter`, writes the header and the message, and flushes when the channel is \
+         momentarily empty; it tells the caller nothing of each message. TCP_NODELAY on every client (redial's default). redial's heartbeat is off \
          here (the sink never answers PINGs); everything else is the default config. \
          {ROUNDS} rounds, rotating order; rates in messages/s; ratios are per-round side / raw A.\n"
     );
@@ -323,7 +462,18 @@ fn all(out: &Path) {
             for (name, rate, ratio) in &c.rows {
                 let _ = writeln!(md, "| {name} | {} | {} |", rate.show(0), ratio.show(3));
             }
-            let _ = writeln!(md);
+            let chan = c.rows.len() - 1;
+            let vs_chan = c.ratio(2, chan);
+            let _ = writeln!(
+                md,
+                "\n`send` / channel writer, per round: {}.\n",
+                vs_chan.show(3)
+            );
+            goals.push(format!(
+                "2. (#13) {rt_name} `send` ≥ 1.0× the channel writer at {size} B: {} ({})",
+                status(vs_chan.median >= 1.0),
+                vs_chan.show(3)
+            ));
             let control = c.rows[1].2;
             for (name, _, ratio) in c.rows.iter().filter(|r| r.0.starts_with("redial")) {
                 let met = ratio.median >= 0.97;
@@ -355,9 +505,17 @@ fn all(out: &Path) {
                 md,
                 "| client | instructions / message | vs raw |\n|---|---|---|"
             );
-            for (raw_name, redials) in [
-                ("raw-tokio", ["redial-tokio", "redial-tokio-batch"]),
-                ("raw-smol", ["redial-smol", "redial-smol-batch"]),
+            for (raw_name, redials, chan_name) in [
+                (
+                    "raw-tokio",
+                    ["redial-tokio", "redial-tokio-batch"],
+                    "chan-tokio",
+                ),
+                (
+                    "raw-smol",
+                    ["redial-smol", "redial-smol-batch"],
+                    "chan-smol",
+                ),
             ] {
                 let addr = sink.addr.to_string();
                 let cnt = |which: &str| {
@@ -377,9 +535,24 @@ fn all(out: &Path) {
                 };
                 let Some(raw) = cnt(raw_name) else { continue };
                 let _ = writeln!(md, "| {raw_name} | {raw:.0} | 1.00 |");
+                let chan = cnt(chan_name);
+                if let Some(chan) = chan {
+                    let _ = writeln!(
+                        md,
+                        "| {chan_name} (the seed's channel writer) | {chan:.0} | {:.2} |",
+                        chan / raw
+                    );
+                }
                 for which in redials {
                     let Some(red) = cnt(which) else { continue };
                     let _ = writeln!(md, "| {which} | {red:.0} | {:.2} |", red / raw);
+                    if let (Some(chan), false) = (chan, which.ends_with("-batch")) {
+                        goals.push(format!(
+                            "2. (#13) instructions per 64 B message ≤ 1.2× the channel writer ({which}): {} ({red:.0} vs {chan:.0} = {:.2}×)",
+                            status(red <= 1.2 * chan),
+                            red / chan
+                        ));
+                    }
                     goals.push(format!(
                         "2. instructions per 64 B message ≤ 1.3× raw ({which}): {} ({red:.0} vs {raw:.0} = {:.2}×)",
                         status(red <= 1.3 * raw),
@@ -402,8 +575,9 @@ fn all(out: &Path) {
                 md,
                 "\nWhere redial-tokio's instructions go with `send` (callgrind, 40,000 × 64 B, \
                  whole client process, exclusive, top functions; `malloc`/`free` serve the \
-                 per-message payload `Vec`, channel node and receipt; `hash_one`/`hashbrown` are \
-                 the driver's receipt `HashMap`):\n\n```\n{prof}```"
+                 per-message payload `Vec` and the growth of the mailbox and ledger queues; \
+                 `Shared::push`, `poll_slot`, `settle`, `release` are the mailbox and receipt \
+                 slots under the session's mutex):\n\n```\n{prof}```"
             );
             let prof = cg_profile(
                 &exe,
@@ -424,6 +598,12 @@ fn all(out: &Path) {
             let _ = writeln!(md);
         }
         let _ = tput_ok;
+    }
+
+    // ---------------------------------------------------------------- 2b. smol placement
+    if want("2b") {
+        log("2b. smol 64 B across process runs and thread placements");
+        let _ = writeln!(md, "{}", placement_section(&exe, &mut goals, &log));
     }
 
     // ---------------------------------------------------------------- 3. dead peer

@@ -28,7 +28,8 @@ impl Sink {
         let notify = Arc::new(Notify::new());
         let (tx, rx) = std::sync::mpsc::channel();
         let (r, t, n) = (received.clone(), target.clone(), notify.clone());
-        std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().name("bench-sink".into());
+        let _ = thread.spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -112,11 +113,106 @@ pub async fn send_futures<W: futures::io::AsyncWrite + Unpin>(w: &mut W, n: usiz
     w.flush().await.expect("flush");
 }
 
+// ----- the seed's channel writer -----
+
+/// Bound of the channel writer's channel: as many messages as redial's receipt window.
+const CHANNEL_CAP: usize = 512;
+
+/// The seed's design (issue #13): each message its own buffer through a bounded mpsc channel
+/// to a writer task that owns a `BufWriter` and flushes when the channel is momentarily
+/// empty. It tells the caller nothing about each message; its round ends, like every side's,
+/// when the sink has read every byte.
+pub struct ChannelWriter<T, D> {
+    tx: T,
+    /// The writer task; it ends once the sender is gone and everything is written.
+    done: D,
+}
+
+impl ChannelWriter<tokio::sync::mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>> {
+    /// Connects and spawns the writer task on the current tokio runtime.
+    pub async fn tokio(addr: SocketAddr) -> Self {
+        let mut w = raw_tokio(addr).await;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHANNEL_CAP);
+        let done = tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                w.write_all(&header(m.len())).await.expect("write");
+                w.write_all(&m).await.expect("write");
+                while let Ok(m) = rx.try_recv() {
+                    w.write_all(&header(m.len())).await.expect("write");
+                    w.write_all(&m).await.expect("write");
+                }
+                w.flush().await.expect("flush");
+            }
+        });
+        ChannelWriter { tx, done }
+    }
+
+    /// Sends `n` messages of `size` bytes, each its own `Vec`.
+    pub async fn send(&self, n: usize, size: usize) {
+        for _ in 0..n {
+            self.tx.send(vec![7u8; size]).await.expect("writer task");
+        }
+    }
+
+    /// Drops the sender and waits until the writer task has written everything.
+    pub async fn finish(self) {
+        drop(self.tx);
+        self.done.await.expect("writer task");
+    }
+}
+
+impl ChannelWriter<smol::channel::Sender<Vec<u8>>, smol::Task<()>> {
+    /// Connects and spawns the writer task on smol's executor.
+    pub async fn smol(addr: SocketAddr) -> Self {
+        let mut w = raw_smol(addr).await;
+        let (tx, rx) = smol::channel::bounded::<Vec<u8>>(CHANNEL_CAP);
+        let done = smol::spawn(async move {
+            while let Ok(m) = rx.recv().await {
+                w.write_all(&header(m.len())).await.expect("write");
+                w.write_all(&m).await.expect("write");
+                while let Ok(m) = rx.try_recv() {
+                    w.write_all(&header(m.len())).await.expect("write");
+                    w.write_all(&m).await.expect("write");
+                }
+                w.flush().await.expect("flush");
+            }
+        });
+        ChannelWriter { tx, done }
+    }
+
+    /// Sends `n` messages of `size` bytes, each its own `Vec`.
+    pub async fn send(&self, n: usize, size: usize) {
+        for _ in 0..n {
+            self.tx.send(vec![7u8; size]).await.expect("writer task");
+        }
+    }
+
+    /// Drops the sender and waits until the writer task has written everything.
+    pub async fn finish(self) {
+        drop(self.tx);
+        self.done.await;
+    }
+}
+
 // ----- the tokio comparison -----
 
 pub struct Comparison {
     /// (name, msgs/s spread, ratio vs raw A spread)
     pub rows: Vec<(String, Spread, Spread)>,
+    /// `rates[side][round]`, for ratios between any two sides.
+    pub rates: Vec<Vec<f64>>,
+}
+
+impl Comparison {
+    /// Side `a` over side `b`, round by round.
+    pub fn ratio(&self, a: usize, b: usize) -> Spread {
+        let r: Vec<f64> = self.rates[a]
+            .iter()
+            .zip(&self.rates[b])
+            .map(|(x, y)| x / y)
+            .collect();
+        Spread::of(&r)
+    }
 }
 
 async fn raw_tokio(addr: SocketAddr) -> tokio::io::BufWriter<tokio::net::TcpStream> {
@@ -144,7 +240,10 @@ fn summarize(names: &[&str], rates: &[Vec<f64>]) -> Comparison {
             (name.to_string(), Spread::of(&rates[i]), Spread::of(&ratios))
         })
         .collect();
-    Comparison { rows }
+    Comparison {
+        rows,
+        rates: rates.to_vec(),
+    }
 }
 
 /// redial-tokio vs raw tokio (twice: the A/A control) vs stubborn-io, `rounds` interleaved
@@ -174,11 +273,15 @@ pub fn tokio_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> 
         send_tokio(&mut raw_b, 1000, size).await;
         send_tokio(&mut stub, 1000, size).await;
         send_redial_batch(&h, 1000, size).await;
+        let chan = ChannelWriter::tokio(sink.addr).await;
+        let target = sink.arm((1000 * (size + 5)) as u64);
+        chan.send(1000, size).await;
+        sink.wait(target).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let bytes = (n * (size + 5)) as u64;
-        let mut rates = vec![Vec::new(); 5];
+        let mut rates = vec![Vec::new(); 6];
         for r in 0..rounds {
-            for side in rotation(5, r) {
+            for side in rotation(6, r) {
                 let target = sink.arm(bytes);
                 let t0 = Instant::now();
                 match side {
@@ -186,7 +289,8 @@ pub fn tokio_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> 
                     1 => send_tokio(&mut raw_b, n, size).await,
                     2 => send_redial(&h, n, size).await,
                     3 => send_redial_batch(&h, n, size).await,
-                    _ => send_tokio(&mut stub, n, size).await,
+                    4 => send_tokio(&mut stub, n, size).await,
+                    _ => chan.send(n, size).await,
                 }
                 sink.wait(target).await;
                 rates[side].push(n as f64 / t0.elapsed().as_secs_f64());
@@ -200,6 +304,7 @@ pub fn tokio_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> 
                 "redial-tokio (send)",
                 "redial-tokio (send_batch)",
                 "stubborn-io",
+                "channel writer (the seed's design)",
             ],
             &rates,
         )
@@ -220,17 +325,22 @@ pub fn smol_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> C
         send_futures(&mut raw_a, 1000, size).await;
         send_futures(&mut raw_b, 1000, size).await;
         send_redial_batch(&h, 1000, size).await;
+        let chan = ChannelWriter::smol(sink.addr).await;
+        let target = sink.arm((1000 * (size + 5)) as u64);
+        chan.send(1000, size).await;
+        sink.wait(target).await;
         let bytes = (n * (size + 5)) as u64;
-        let mut rates = vec![Vec::new(); 4];
+        let mut rates = vec![Vec::new(); 5];
         for r in 0..rounds {
-            for side in rotation(4, r) {
+            for side in rotation(5, r) {
                 let target = sink.arm(bytes);
                 let t0 = Instant::now();
                 match side {
                     0 => send_futures(&mut raw_a, n, size).await,
                     1 => send_futures(&mut raw_b, n, size).await,
                     2 => send_redial(&h, n, size).await,
-                    _ => send_redial_batch(&h, n, size).await,
+                    3 => send_redial_batch(&h, n, size).await,
+                    _ => chan.send(n, size).await,
                 }
                 sink.wait(target).await;
                 rates[side].push(n as f64 / t0.elapsed().as_secs_f64());
@@ -243,6 +353,7 @@ pub fn smol_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> C
                 "raw async-net B (A/A control)",
                 "redial-smol (send)",
                 "redial-smol (send_batch)",
+                "channel writer (the seed's design)",
             ],
             &rates,
         )
@@ -251,10 +362,26 @@ pub fn smol_side_by_side(sink: &Sink, rounds: usize, n: usize, size: usize) -> C
 
 /// The callgrind workload: one client sending `n` messages of `size` to `addr`.
 /// `which`: `raw-tokio`, `redial-tokio`, `redial-tokio-batch`, `raw-smol`, `redial-smol`,
-/// `redial-smol-batch`.
+/// `redial-smol-batch`, `chan-tokio`, `chan-smol` (the seed's channel writer).
 pub fn cg_client(which: &str, n: usize, size: usize, addr: SocketAddr) {
     let batch = which.ends_with("-batch");
     match which {
+        "chan-tokio" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let chan = ChannelWriter::tokio(addr).await;
+                chan.send(n, size).await;
+                chan.finish().await;
+            });
+        }
+        "chan-smol" => redial_smol::block_on(async {
+            let chan = ChannelWriter::smol(addr).await;
+            chan.send(n, size).await;
+            chan.finish().await;
+        }),
         "raw-tokio" | "redial-tokio" | "redial-tokio-batch" => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
