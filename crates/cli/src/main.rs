@@ -13,8 +13,10 @@ mod demo;
 mod describe;
 mod duration;
 mod pipe;
+mod registry;
 mod replay;
 mod sim;
+mod sim_fleet;
 mod tls_args;
 
 /// Keep long-lived TCP conversations alive: tools around the redial state machine.
@@ -39,6 +41,9 @@ enum Command {
     /// 2 bad arguments, 3 gave up reconnecting, 4 some lines not delivered (in doubt,
     /// abandoned, rejected or unparsable: each reported on stderr), 5 stdout was closed.
     Pipe(pipe::PipeArgs),
+    /// Register ADDR under an etcd prefix with a lease kept alive until interrupted (then
+    /// revoked): `redial register etcd://127.0.0.1:2379/services/redis 127.0.0.1:6379 --ttl 5s`.
+    Register(registry::RegisterArgs),
     /// Replay a recorded session on a fresh core and print its decisions as a timeline.
     Replay(replay::ReplayArgs),
     /// Simulate many clients with a reconnect policy through a fault, on virtual time.
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Replay(args) => replay::run(args),
+        Command::Register(args) => registry::run(args),
         Command::Sim(args) => sim::run(args),
     };
     match result {

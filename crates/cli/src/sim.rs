@@ -75,9 +75,12 @@ pub(crate) struct SimArgs {
     /// Print the summary as JSON instead of the table and histogram.
     #[arg(long)]
     json: bool,
-    /// Write a chart of dial attempts over time, one panel per policy, to this SVG file.
+    /// Write a chart of dial attempts over time, one panel per policy, to this SVG file
+    /// (the fleet figures to NAME-leave.svg and NAME-budget.svg beside it).
     #[arg(long)]
     svg: Option<PathBuf>,
+    #[command(flatten)]
+    fleet: crate::sim_fleet::FleetArgs,
 }
 
 /// One policy's run.
@@ -114,6 +117,11 @@ pub(crate) fn run(args: SimArgs) -> CmdResult {
 fn simulate_and_print(args: &SimArgs) -> CmdResult {
     let policies = policies(args)?;
     let scenario = scenario(args)?;
+    if args.fleet.wanted() {
+        let mut sc = scenario;
+        sc.config.backoff = policies.first().map_or(sc.config.backoff, |p| p.backoff);
+        return crate::sim_fleet::run(&args.fleet, &sc, args.svg.as_deref());
+    }
     let reports = simulate(&scenario, &policies)?;
     let runs: Vec<Run> = policies
         .iter()
@@ -311,7 +319,7 @@ fn simulate(
     Ok(reports)
 }
 
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v >= 10_000.0 {
         format!("{:.1}s", v / 1e3)
     } else if v >= 10.0 {

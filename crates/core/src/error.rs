@@ -186,6 +186,10 @@ pub enum DisconnectReason {
     /// The user asked for a reconnect.
     #[error("reconnect requested")]
     ReconnectRequested,
+    /// The endpoint left the service: the session moved to another
+    /// ([`crate::Session::move_off`]).
+    #[error("endpoint left the service: moving")]
+    Moved,
     /// The user closed the session.
     #[error("closed by the user")]
     UserClose,

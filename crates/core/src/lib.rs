@@ -14,6 +14,8 @@
 //! | concern | where |
 //! |---|---|
 //! | backoff, jitter, cap | [`backoff`] |
+//! | the retry budget a fleet shares | [`budget`] |
+//! | per-session endpoint order, departures | [`spread`] |
 //! | give-up, heartbeat, queue and inbound bounds, validation | [`config`] |
 //! | connection epochs | [`epoch`] |
 //! | what goes in | [`input`] ([`Input`], [`Session::handle_read`]) |
@@ -127,6 +129,7 @@ extern crate std;
 pub mod addr;
 mod attribution;
 pub mod backoff;
+pub mod budget;
 pub mod config;
 pub mod epoch;
 pub mod error;
@@ -138,6 +141,7 @@ pub mod output;
 pub mod proto;
 pub mod rng;
 pub mod session;
+pub mod spread;
 pub mod stats;
 pub mod subscription;
 pub mod time;
@@ -145,6 +149,7 @@ mod timers;
 
 pub use addr::Addr;
 pub use backoff::{Backoff, Jitter};
+pub use budget::{BudgetPolicy, RetryBudget};
 pub use config::{Config, GiveUp, GiveUpWhen, Heartbeat, InboundLimits, Overflow, QueueLimits};
 pub use epoch::Epoch;
 pub use error::{AbandonReason, ConfigError, DisconnectReason, FrameError, NetError, RejectReason};

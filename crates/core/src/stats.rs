@@ -51,6 +51,10 @@ pub struct Stats {
     pub rejected: u64,
     /// Replays of idempotent messages onto a later connection.
     pub replayed: u64,
+    /// Moves off an endpoint that left the service ([`crate::Session::move_off`]).
+    pub moves: u64,
+    /// Attempts a shared retry budget refused ([`crate::Session::defer_attempt`]).
+    pub deferred: u64,
     /// Latest RTT sample.
     pub rtt: Option<Duration>,
     /// Smoothed RTT.

@@ -25,9 +25,11 @@ pub(crate) enum Timer {
     Write,
     /// The oldest outstanding request has timed out.
     Request,
+    /// A move off the endpoint stops draining ([`crate::Session::move_off`]).
+    Move,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 const NEVER: u64 = u64::MAX;
 
 /// Deadlines in nanoseconds, [`NEVER`] when unset.
@@ -80,7 +82,13 @@ impl Timers {
     /// Clears the connection's timers (ping, liveness, write, request), for a connection that
     /// ended.
     pub(crate) fn clear_connection(&mut self) {
-        for t in [Timer::Ping, Timer::Liveness, Timer::Write, Timer::Request] {
+        for t in [
+            Timer::Ping,
+            Timer::Liveness,
+            Timer::Write,
+            Timer::Request,
+            Timer::Move,
+        ] {
             self.clear(t);
         }
     }

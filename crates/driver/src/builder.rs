@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use redial_core::{AckMode, Codec, Config, ConfigError, Framed, LineCodec, Protocol, Session};
 
+use crate::budget::SharedBudget;
 use crate::commands::Commands;
 use crate::connect::Connector;
 use crate::dial::Dialer;
+use crate::follow::Follow;
 use crate::handle::{Events, Handle, Inbound};
 use crate::notify::Notify;
 use crate::runtime::{Runtime, Spawn, SpawnLocal};
@@ -40,9 +42,15 @@ pub struct Builder<R: Runtime, C: Connector, P: Protocol = Framed<LineCodec>> {
     drop_drain: Duration,
     event_capacity: usize,
     metrics: crate::metrics::Labels,
+    budget: Option<SharedBudget>,
+    departure: redial_core::spread::Departure,
     #[cfg(feature = "record")]
     record: Option<crate::trace::Pending<P>>,
 }
+
+/// Sessions built in this process so far: mixed into each one's spread seed, so sessions
+/// built from one config still order a service's endpoints each their own way.
+static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl<R: Runtime, C: Connector, P: Protocol> fmt::Debug for Builder<R, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,6 +77,8 @@ impl<R: Runtime, C: Connector> Builder<R, C> {
             drop_drain: DEFAULT_DROP_DRAIN,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             metrics: crate::metrics::Labels::default(),
+            budget: None,
+            departure: redial_core::spread::Departure::new(),
             #[cfg(feature = "record")]
             record: None,
         }
@@ -114,6 +124,8 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             drop_drain: self.drop_drain,
             event_capacity: self.event_capacity,
             metrics: self.metrics,
+            budget: self.budget,
+            departure: self.departure,
             // The recording was set up for the old protocol's type: it cannot describe this
             // one. `record` must come after `protocol` (documented there).
             #[cfg(feature = "record")]
@@ -138,6 +150,8 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             drop_drain: self.drop_drain,
             event_capacity: self.event_capacity,
             metrics: self.metrics,
+            budget: self.budget,
+            departure: self.departure,
             #[cfg(feature = "record")]
             record: self.record,
         }
@@ -182,6 +196,23 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
         self
     }
 
+    /// Shares `budget` with the other sessions given it: a retry (an attempt after a
+    /// failure) takes one of its tokens, or waits another backoff delay (at least the
+    /// budget's advice) without counting a failure; a connection that comes up deposits.
+    /// First attempts are never refused.
+    pub fn retry_budget(mut self, budget: SharedBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// How the session leaves an endpoint that left a watched set ([`crate::Discover::watch`]):
+    /// within what spread it starts moving, and how long what is in flight may drain.
+    /// Default: 2 s and 5 s.
+    pub fn departure(mut self, departure: redial_core::spread::Departure) -> Self {
+        self.departure = departure;
+        self
+    }
+
     /// Validates the configuration and builds the session without spawning it: the returned
     /// task must be polled (spawned, locally or not, or awaited) for anything to happen.
     #[allow(clippy::type_complexity)] // The ends and the task, as `spawn` hands them out.
@@ -192,6 +223,11 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             }
         }
         let origin = self.runtime.now();
+        let n = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed =
+            redial_core::SplitMix64::new(self.config.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let seed = rand_seed(seed);
+        let follow = Follow::new(&self.target, self.departure, seed);
         #[allow(unused_mut)] // Mutated only when recording.
         let mut session = Tapped::new(Session::new(
             self.config,
@@ -209,7 +245,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             origin,
             session,
             shared: Arc::clone(&shared),
-            dialer: Dialer::new(self.target, self.connector, self.socket),
+            dialer: Dialer::new(self.target, self.connector, self.socket, seed),
             conn: None,
             commands: Commands::default(),
             notify: Notify::default(),
@@ -220,6 +256,8 @@ impl<R: Runtime, C: Connector, P: Protocol> Builder<R, C, P> {
             handles_gone: false,
             state: redial_core::State::Disconnected,
             done: false,
+            budget: self.budget,
+            follow,
         };
         let ends = (
             Handle {
@@ -304,4 +342,8 @@ impl<R: Runtime, C: Connector, X: Codec> Builder<R, C, Framed<X>> {
 #[doc(hidden)]
 pub fn session_task_size<R: Runtime, C: Connector, P: Protocol>() -> usize {
     std::mem::size_of::<SessionTask<R, C, P>>()
+}
+
+fn rand_seed(mut g: redial_core::SplitMix64) -> u64 {
+    redial_core::rand_core::RngCore::next_u64(&mut g)
 }

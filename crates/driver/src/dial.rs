@@ -39,11 +39,20 @@ pub(crate) struct Dialer<R: Runtime, C: Connector> {
     addrs: Vec<Addr>,
     resolving: Option<(Epoch, Resolving<R>)>,
     dialing: Option<(Epoch, Pin<Box<C::Future>>)>,
+    /// The session's own order of peer endpoints ([`crate::Discover::spread`]), by this seed.
+    spread: Option<u64>,
+    order: Vec<usize>,
 }
 
 impl<R: Runtime, C: Connector> Dialer<R, C> {
-    pub(crate) fn new(target: Target, connector: C, options: SocketOptions) -> Self {
+    pub(crate) fn new(target: Target, connector: C, options: SocketOptions, seed: u64) -> Self {
+        let spread = match &target {
+            Target::Discover(d) if d.spread() => Some(seed),
+            _ => None,
+        };
         Dialer {
+            spread,
+            order: Vec::new(),
             target,
             connector,
             options,
@@ -148,7 +157,13 @@ impl<R: Runtime, C: Connector> Dialer<R, C> {
         Poll::Pending
     }
 
-    fn resolved(&mut self, endpoints: Vec<Endpoint>) {
+    fn resolved(&mut self, mut endpoints: Vec<Endpoint>) {
+        if let Some(seed) = self.spread {
+            let keys: Vec<Addr> = endpoints.iter().map(spread_key).collect();
+            redial_core::spread::order_indices(seed, &keys, &mut self.order);
+            let mut slots: Vec<Option<Endpoint>> = endpoints.into_iter().map(Some).collect();
+            endpoints = self.order.iter().filter_map(|&i| slots[i].take()).collect();
+        }
         self.addrs.clear();
         for (i, e) in endpoints.iter().enumerate() {
             self.addrs.push(match e.addr {
@@ -158,5 +173,19 @@ impl<R: Runtime, C: Connector> Dialer<R, C> {
             });
         }
         self.endpoints = endpoints;
+    }
+}
+
+/// What an endpoint is ranked by in a session's own order: its address (a Unix socket by a
+/// hash of its path).
+fn spread_key(e: &Endpoint) -> Addr {
+    match &e.addr {
+        EndpointAddr::Ip(a) => Addr::Ip(*a),
+        EndpointAddr::Unix(p) => {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            p.hash(&mut h);
+            Addr::Local(h.finish() as u32)
+        }
     }
 }

@@ -17,6 +17,8 @@
 //! | `timer.rs` | the one timer and when to re-arm it |
 //! | `io.rs` | the connection: reads (an idle session owns no buffer), the write in progress |
 //! | `dial.rs` | resolution and dialing, per attempt |
+//! | `follow.rs` | a watched endpoint set: moving off an endpoint that left |
+//! | `budget.rs` | [`SharedBudget`]: the retry budget a fleet of sessions shares |
 //! | `commands.rs` | user commands into the core; the receipts and streams they are owed |
 //! | `notify.rs` | notifications into receipts, events and `tracing` |
 //! | `metrics.rs` | the same notifications and each round's counters as metrics (feature `metrics`) |
@@ -64,11 +66,13 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod budget;
 mod builder;
 mod commands;
 mod connect;
 mod dial;
 mod error;
+mod follow;
 mod handle;
 mod io;
 pub mod metrics;
@@ -85,6 +89,7 @@ mod timer;
 #[cfg_attr(docsrs, doc(cfg(feature = "record")))]
 pub mod trace;
 
+pub use budget::SharedBudget;
 #[doc(hidden)]
 pub use builder::session_task_size;
 pub use builder::{Builder, Ends, DEFAULT_DROP_DRAIN, DEFAULT_EVENT_CAPACITY};
@@ -102,6 +107,8 @@ pub use task::SessionTask;
 pub use futures::future::BoxFuture;
 /// The sans-IO core, for what is not re-exported.
 pub use redial_core as core;
+pub use redial_core::budget::BudgetPolicy;
+pub use redial_core::spread::Departure;
 pub use redial_core::{
     AbandonReason, AckMode, Backoff, Batch, CloseMode, Codec, Config, ConfigError, Delivery,
     DisconnectReason, Frame, FrameError, Framed, GiveUp, GiveUpWhen, Heartbeat, InboundLimits,

@@ -128,6 +128,21 @@ impl<P: Protocol> Tapped<P> {
         self.session.reconnect_now(now)
     }
 
+    pub(crate) fn move_off(&mut self, now: Instant, drain: std::time::Duration) -> bool {
+        rec!(self, r => r.move_off(now, drain));
+        self.session.move_off(now, drain)
+    }
+
+    pub(crate) fn defer_attempt(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        retry_in: std::time::Duration,
+    ) -> bool {
+        rec!(self, r => r.defer(now, epoch, retry_in));
+        self.session.defer_attempt(now, epoch, retry_in)
+    }
+
     pub(crate) fn poll(&mut self, now: Instant) -> Action {
         let a = self.session.poll(now);
         rec!(self, r => r.poll(now, &a));

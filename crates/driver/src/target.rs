@@ -91,6 +91,14 @@ pub trait Discover: Send + Sync + 'static {
     fn watch(&self) -> Option<BoxStream<'static, Vec<Endpoint>>> {
         None
     }
+
+    /// Whether the endpoints are peers of equal standing, in no order of preference: each
+    /// session then orders them its own way (rendezvous hashing on its seed, see
+    /// [`redial_core::spread`]), so a fleet spreads over them and an endpoint that joins gets
+    /// its share of new connections. Default `false`: the order given is kept.
+    fn spread(&self) -> bool {
+        false
+    }
 }
 
 /// Where a session connects. Build it with `From`: a `"host:port"` string (resolved on every

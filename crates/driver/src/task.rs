@@ -13,9 +13,11 @@ use std::time::{Duration, Instant as StdInstant};
 
 use redial_core::{Action, CloseMode, Input, Instant, NetError, Protocol, Received, State};
 
+use crate::budget::SharedBudget;
 use crate::commands::Commands;
 use crate::connect::Connector;
 use crate::dial::{Dialed, Dialer};
+use crate::follow::Follow;
 use crate::io::{Conn, Read, STACK_READ};
 use crate::notify::Notify;
 use crate::received::Message;
@@ -48,6 +50,10 @@ pub(crate) struct Run<R: Runtime, C: Connector, P: Protocol> {
     /// stats go out as they are at each exchange: never behind what the events said).
     pub(crate) state: State,
     pub(crate) done: bool,
+    /// The fleet's retry budget, if the session shares one.
+    pub(crate) budget: Option<SharedBudget>,
+    /// The watched endpoint set and the move off a departed endpoint.
+    pub(crate) follow: Follow,
 }
 
 pin_project_lite::pin_project! {
@@ -109,9 +115,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Future for SessionTask<R, C, P> {
             let now = run.now();
             run.apply_inbox(now);
             run.rounds(now);
-            timer
-                .as_mut()
-                .arm(&run.rt, run.origin, run.session.next_deadline());
+            timer.as_mut().arm(&run.rt, run.origin, run.next_deadline());
             if run.session.state() == State::Closed {
                 timer.as_mut().stop();
                 run.finish();
@@ -128,6 +132,38 @@ impl<R: Runtime, C: Connector, P: Protocol> Future for SessionTask<R, C, P> {
 impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
     fn now(&self) -> Instant {
         Instant::from_std(self.origin, self.rt.now())
+    }
+
+    /// The earliest of the core's deadline and a scheduled move.
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.session.next_deadline(), self.follow.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The budget's advice when it refuses this attempt (first attempts are never refused).
+    fn budget_refusal(&self) -> Option<Duration> {
+        let budget = self.budget.as_ref()?;
+        if self.session.failures() == 0 {
+            return None;
+        }
+        budget.withdraw(self.rt.now()).err().map(|d| d.retry_in)
+    }
+
+    /// What the budget and the watch learn from a notification.
+    fn observe(&mut self, now: Instant, n: &redial_core::Notification) {
+        match n {
+            redial_core::Notification::Connected { addr, .. } => {
+                if let Some(b) = &self.budget {
+                    b.deposit(self.rt.now());
+                }
+                let endpoint = self.dialer.endpoint(*addr).cloned();
+                self.follow.connected(endpoint, now);
+            }
+            redial_core::Notification::Disconnected { .. } => self.follow.disconnected(),
+            _ => {}
+        }
     }
 
     fn input(&mut self, now: Instant, input: Input<'_>) {
@@ -159,7 +195,13 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
         loop {
             match self.session.poll(now) {
                 Action::Wait { .. } => break,
-                Action::Resolve { epoch } => self.dialer.start_resolve(&self.rt, epoch),
+                Action::Resolve { epoch } => match self.budget_refusal() {
+                    Some(retry_in) => {
+                        tracing::info!(%epoch, ?retry_in, "retry budget refused the attempt");
+                        self.session.defer_attempt(now, epoch, retry_in);
+                    }
+                    None => self.dialer.start_resolve(&self.rt, epoch),
+                },
                 Action::Dial { epoch, addr, .. } => {
                     if let Err(e) = self.dialer.start_dial(epoch, addr) {
                         self.notify.set_detail(epoch, e.error.to_string());
@@ -196,6 +238,7 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
                     self.input(now, Input::Closed { epoch });
                 }
                 Action::Notify(n) => {
+                    self.observe(now, &n);
                     let at = self.rt.now().saturating_duration_since(self.origin);
                     self.meter.notification(&n, at);
                     let dialer = &self.dialer;
@@ -231,6 +274,12 @@ impl<R: Runtime, C: Connector, P: Protocol> Run<R, C, P> {
             }
         }
         progressed |= self.poll_read(cx);
+        let now = self.now();
+        progressed |= self.follow.poll(cx, now);
+        if self.follow.due(now) {
+            let drain = self.follow.departure.drain;
+            progressed |= self.session.move_off(now, drain);
+        }
         if let Poll::Ready(d) = self.dialer.poll(cx) {
             progressed = true;
             let now = self.now();

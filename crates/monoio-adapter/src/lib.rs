@@ -46,6 +46,7 @@
 //! Everything but [`Monoio`], [`builder`], [`block_on`], [`block_on_with`], [`Driver`], [`Stream`]
 //! and [`TcpConnector`] is
 //! re-exported from [`redial_driver`], as in the other adapters.
+
 //!
 //! ## Features
 //!

@@ -16,6 +16,7 @@
 //! | the engine | [`sim`] |
 //! | measurements and summary | [`report`] |
 //! | named backoff policies | [`policy`] |
+//! | several servers, one leaving the set; the shared retry budget | [`registry`], [`Scenario::budget`] |
 //!
 //! ## A run
 //!
@@ -63,6 +64,7 @@ pub mod fault;
 pub mod network;
 pub mod policy;
 mod queue;
+pub mod registry;
 pub mod report;
 pub mod rng;
 pub mod scenario;
@@ -71,6 +73,7 @@ pub mod sim;
 pub use fault::{Fault, FaultKind, FaultSchedule};
 pub use network::{Network, Workload};
 pub use policy::Policy;
+pub use registry::Registry;
 pub use report::{MessageCounts, Percentiles, Report, Sample, Summary};
 pub use rng::SimRng;
 pub use scenario::Scenario;

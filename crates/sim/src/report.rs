@@ -79,6 +79,14 @@ pub struct Report {
     pub polls: u64,
     /// Virtual time simulated.
     pub duration: Duration,
+    /// Dial attempts that reached each server, per bucket (one row per server; with one
+    /// server, the same as `server_dials`).
+    pub server_dials_by: Vec<Vec<u32>>,
+    /// Per session that moved off a server that left the registry: time from its leaving to
+    /// the connection to a remaining one (the sample's `kind` is unused).
+    pub moves: Vec<Sample>,
+    /// What the shared retry budget did, if there was one.
+    pub budget: Option<redial_core::budget::BudgetStats>,
 }
 
 /// Percentiles of a set of durations.
@@ -169,6 +177,17 @@ impl Report {
             Some((a, b)) => self.bucket_rates(a, b),
             None => (0, 0.0),
         }
+    }
+
+    /// Peak dials per bucket that reached server `server` over virtual time `[from, to)`.
+    pub fn server_peak(&self, server: usize, from: Duration, to: Duration) -> u32 {
+        let Some(row) = self.server_dials_by.get(server) else {
+            return 0;
+        };
+        let b = self.bucket.as_nanos();
+        let a = ((from.as_nanos() / b) as usize).min(row.len());
+        let z = ((to.as_nanos() / b) as usize).min(row.len());
+        row[a..z].iter().copied().max().unwrap_or(0)
     }
 
     /// Peak and mean dials per bucket over virtual time `[from, to)`.

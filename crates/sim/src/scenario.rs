@@ -3,10 +3,12 @@
 
 use core::time::Duration;
 
+use redial_core::budget::BudgetPolicy;
 use redial_core::{AckMode, Backoff, Config, QueueLimits};
 
 use crate::fault::FaultSchedule;
 use crate::network::{Network, Workload};
+use crate::registry::Registry;
 
 /// The inputs of a run. The same scenario always gives the same [`crate::Report`].
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +36,11 @@ pub struct Scenario {
     pub start_spread: Duration,
     /// The run's seed.
     pub seed: u64,
+    /// Several servers behind a registry (`None`: one server, one fixed address). Faults hit
+    /// every server alike.
+    pub registry: Option<Registry>,
+    /// A retry budget every session shares (`None`: each backs off on its own).
+    pub budget: Option<BudgetPolicy>,
 }
 
 impl Scenario {
@@ -50,6 +57,8 @@ impl Scenario {
             bucket: Duration::from_millis(100),
             start_spread: Duration::from_secs(1),
             seed: 1,
+            registry: None,
+            budget: None,
         }
     }
 
@@ -94,6 +103,18 @@ impl Scenario {
     /// Sets the seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets the registry model.
+    pub fn with_registry(mut self, registry: Option<Registry>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Sets the shared retry budget.
+    pub fn with_budget(mut self, budget: Option<BudgetPolicy>) -> Self {
+        self.budget = budget;
         self
     }
 

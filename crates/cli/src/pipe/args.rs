@@ -72,7 +72,9 @@ pub enum OutputArg {
 /// Arguments of `redial pipe`.
 #[derive(Debug, clap::Args)]
 pub struct PipeArgs {
-    /// Server addresses (`host:port`), resolved afresh on every attempt, tried in rotation.
+    /// Server addresses (`host:port`), resolved afresh on every attempt, tried in rotation;
+    /// or one `etcd://HOST:PORT/PREFIX`: the endpoints registered under the prefix, watched
+    /// (the session moves off one that leaves).
     #[arg(required = true, value_name = "HOST:PORT")]
     pub(super) targets: Vec<String>,
     /// What the server speaks.
@@ -222,6 +224,14 @@ impl PipeArgs {
     /// Flags that parse but do not fit the preset.
     pub(super) fn check(&self) -> Result<(), Box<dyn std::error::Error>> {
         for t in &self.targets {
+            if t.starts_with("etcd://") {
+                if self.targets.len() > 1 {
+                    return Err(usage("an etcd:// target stands alone".to_string()));
+                }
+                redial_etcd::EtcdConfig::from_url(t)
+                    .map_err(|e| usage(format!("target {}: {e}", crate::registry::shown(t))))?;
+                continue;
+            }
             match t.rsplit_once(':').map(|(_, p)| p.parse::<u16>()) {
                 Some(Ok(0)) => {
                     return Err(usage(format!(

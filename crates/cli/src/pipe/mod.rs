@@ -125,6 +125,7 @@ where
         DeliveryArg::AtLeastOnce => Delivery::Idempotent,
     };
     let target = match args.targets.as_slice() {
+        [one] if one.starts_with("etcd://") => crate::registry::target(one)?,
         [one] => Target::from(one.clone()),
         many => Target::discover(Hosts(many.to_vec())),
     };

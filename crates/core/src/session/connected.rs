@@ -29,6 +29,9 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
         if self.timers.due(Timer::Request, now) {
             self.requests_timed_out();
         }
+        if self.step_moving() {
+            return true;
+        }
         if self.timers.due(Timer::Ping, now) {
             self.timers.clear(Timer::Ping);
             self.conn.ping_wanted = true;

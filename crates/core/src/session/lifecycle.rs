@@ -267,7 +267,7 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
         !error.is_retryable() || self.cfg.give_up.reached(self.failures, self.now - start)
     }
 
-    fn next_delay(&mut self) -> Duration {
+    pub(super) fn next_delay(&mut self) -> Duration {
         let d = self
             .cfg
             .backoff
@@ -369,7 +369,10 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
         let now = self.now;
         self.end_connection(epoch, reason);
         let uptime = now - self.conn.since;
-        let on_purpose = reason == DisconnectReason::ReconnectRequested;
+        let on_purpose = matches!(
+            reason,
+            DisconnectReason::ReconnectRequested | DisconnectReason::Moved
+        );
         if uptime >= self.cfg.stable_after {
             // Flap damping: only a connection that stayed up resets the streak.
             self.failures = 0;

@@ -7,6 +7,7 @@
 //! | `connected.rs` | the connection's deadlines: heartbeat, liveness, writes, requests |
 //! | `read.rs` | the read side: bytes to units, units to replies, messages and events |
 //! | `transmit.rs` | the one encode path: control, heartbeat, subscriptions, messages |
+//! | `moving.rs` | leaving an endpoint on purpose; attempts a retry budget refused |
 
 use crate::addr::Addr;
 use alloc::collections::VecDeque;
@@ -34,6 +35,7 @@ use crate::timers::{Timer, Timers};
 
 mod connected;
 mod lifecycle;
+mod moving;
 mod read;
 mod transmit;
 
@@ -106,6 +108,9 @@ struct Conn {
     goodbye: Goodbye,
     /// The heartbeat interval the peer imposed in its handshake, if any.
     keepalive: Option<Duration>,
+    /// Leaving this endpoint ([`Session::move_off`]): nothing new is written, and the
+    /// connection ends once drained or by then.
+    moving: Option<Instant>,
 }
 
 impl Conn {
@@ -122,6 +127,7 @@ impl Conn {
             peer_closing: false,
             goodbye: Goodbye::No,
             keepalive: None,
+            moving: None,
         }
     }
 }

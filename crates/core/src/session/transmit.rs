@@ -43,6 +43,7 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
             || c.goodbye == Goodbye::Owed
             || (self.ledger.queued() > 0
                 && c.goodbye == Goodbye::No
+                && c.moving.is_none()
                 && self.table.keyed() < self.proto.max_in_flight())
     }
 
@@ -169,7 +170,7 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
 
     /// Queued messages, within the batch bounds and the peer's window.
     fn encode_messages(&mut self, out: &mut Vec<u8>) -> Result<(), crate::error::FrameError> {
-        if self.conn.goodbye != Goodbye::No {
+        if self.conn.goodbye != Goodbye::No || self.conn.moving.is_some() {
             return Ok(());
         }
         let (max_bytes, max_messages) = (self.cfg.batch_bytes, self.cfg.batch_messages);

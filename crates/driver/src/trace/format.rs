@@ -291,13 +291,24 @@ pub(super) enum Line {
     Reconnect {
         t: u64,
     },
+    /// `Session::move_off`.
+    Move {
+        t: u64,
+        drain_ns: u64,
+    },
+    /// `Session::defer_attempt`.
+    Defer {
+        t: u64,
+        epoch: u64,
+        retry_ns: u64,
+    },
     Truncated {
         reason: String,
     },
 }
 
 /// The kinds a line may have, for telling an unknown kind from a malformed line.
-pub(super) const KINDS: [&str; 14] = [
+pub(super) const KINDS: [&str; 16] = [
     "start",
     "poll",
     "input",
@@ -310,6 +321,8 @@ pub(super) const KINDS: [&str; 14] = [
     "taken",
     "close",
     "reconnect",
+    "move",
+    "defer",
     "truncated",
     "",
 ];

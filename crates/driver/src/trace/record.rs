@@ -210,6 +210,21 @@ impl Recorder {
         self.line(&Line::Reconnect { t: now.as_nanos() });
     }
 
+    pub(crate) fn move_off(&mut self, now: Instant, drain: std::time::Duration) {
+        self.line(&Line::Move {
+            t: now.as_nanos(),
+            drain_ns: u64::try_from(drain.as_nanos()).unwrap_or(u64::MAX),
+        });
+    }
+
+    pub(crate) fn defer(&mut self, now: Instant, epoch: Epoch, retry_in: std::time::Duration) {
+        self.line(&Line::Defer {
+            t: now.as_nanos(),
+            epoch: epoch.get(),
+            retry_ns: u64::try_from(retry_in.as_nanos()).unwrap_or(u64::MAX),
+        });
+    }
+
     pub(crate) fn poll(&mut self, now: Instant, action: &Action) {
         self.line(&Line::Poll {
             t: now.as_nanos(),

@@ -319,6 +319,12 @@ pub(super) fn run<P: Protocol, R: BufRead>(
                 s.close(at(t), mode);
             }
             Line::Reconnect { t } => s.reconnect_now(at(t)),
+            Line::Move { t, drain_ns } => {
+                let _ = s.move_off(at(t), dur(drain_ns));
+            }
+            Line::Defer { t, epoch, retry_ns } => {
+                let _ = s.defer_attempt(at(t), Epoch::from_raw(epoch), dur(retry_ns));
+            }
             Line::Truncated { reason } => {
                 out.truncated = Some(cut(&reason));
                 break;

@@ -247,3 +247,97 @@ fn scripted_trace_replays_identically_and_truncation_is_a_prefix() {
     assert!(r.truncated.as_deref().is_some_and(|t| t.contains("limit")));
     assert_eq!(r.first_mismatch(), None);
 }
+
+/// A session that moved off its endpoint and had a retry deferred by a budget replays
+/// identically: both calls are in the trace.
+#[test]
+fn moves_and_deferred_attempts_replay() {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let proto = Resp::new();
+    let mut rec =
+        Pending::<Resp>::new(Box::new(buf.clone()), DEFAULT_MAX_BYTES).into_recorder(&proto);
+    let cfg = Config::default();
+    rec.start(&cfg);
+    let mut s = Session::new(cfg, proto, Instant::ZERO).unwrap();
+    let now = Instant::from_millis;
+    let m = resp::cmd(["GET", "a"]);
+    rec.enqueue(now(0), &m, Delivery::AtMostOnce);
+    s.enqueue(now(0), m, Delivery::AtMostOnce).unwrap();
+    let (mut resolves, mut moved) = (0, false);
+    for step in 0..40u64 {
+        let t = now(step * 100);
+        let mut acts = Vec::new();
+        loop {
+            let a = s.poll(t);
+            rec.poll(t, &a);
+            let done = matches!(a, Action::Wait { .. });
+            acts.push(a);
+            if done {
+                break;
+            }
+        }
+        for a in acts {
+            let input = match a {
+                Action::Resolve { epoch } => {
+                    resolves += 1;
+                    if resolves == 2 {
+                        // The budget refuses the first attempt after the move's failure.
+                        rec.defer(t, epoch, Duration::from_millis(300));
+                        assert!(s.defer_attempt(t, epoch, Duration::from_millis(300)));
+                        continue;
+                    }
+                    Input::Resolved {
+                        epoch,
+                        addrs: &[Addr::Local(1)],
+                    }
+                }
+                Action::Dial { epoch, .. } => Input::DialOk { epoch },
+                Action::Transmit { epoch } => {
+                    rec.transmit();
+                    s.encode_transmit(&mut Vec::new());
+                    Input::Written { epoch }
+                }
+                Action::Close { epoch, .. } => Input::Closed { epoch },
+                _ => continue,
+            };
+            rec.input(t, &input);
+            let _ = s.handle_input(t, input);
+        }
+        if !moved && s.state() == redial_core::State::Connected && step > 2 {
+            moved = true;
+            rec.move_off(t, Duration::from_millis(200));
+            assert!(s.move_off(t, Duration::from_millis(200)));
+        }
+    }
+    assert!(moved && resolves >= 3, "{resolves}");
+    assert_eq!(s.stats().moves, 1);
+    assert_eq!(s.stats().deferred, 1);
+    drop(rec);
+    let full = buf.0.lock().unwrap().clone();
+    let text = String::from_utf8(full).unwrap();
+    assert!(
+        text.contains("\"k\":\"move\"") && text.contains("\"k\":\"defer\""),
+        "{text}"
+    );
+    let r = replay(text.as_bytes()).unwrap();
+    assert_eq!(r.first_mismatch(), None, "{text}");
+    assert!(r.identical());
+    // Without the two lines the replay takes other decisions.
+    let stripped: String = text
+        .lines()
+        .filter(|l| !l.contains("\"k\":\"move\"") && !l.contains("\"k\":\"defer\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!replay(stripped.as_bytes()).unwrap().identical());
+}

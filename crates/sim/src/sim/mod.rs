@@ -5,6 +5,7 @@ use core::cmp::Ordering;
 use core::net::{Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
+use redial_core::budget::RetryBudget;
 use redial_core::{
     AckMode, Action, Addr, Codec, ConfigError, Delivery, Epoch, Frame, Framed, Input, Instant,
     LengthCodec, NetError, Notification, Outcome, Session, State,
@@ -19,6 +20,7 @@ use crate::scenario::Scenario;
 
 mod faults;
 mod peer;
+mod registry;
 
 /// Violations kept verbatim in the report; the rest are only counted.
 const KEEP_VIOLATIONS: usize = 32;
@@ -48,6 +50,10 @@ enum What {
     Closed(Epoch),
     FaultStart(u16),
     FaultEnd(u16),
+    /// A server leaves the registry's set.
+    Leave(u8),
+    /// A session starts moving off a departed server.
+    Move,
 }
 
 /// A scheduled event. Ordered by time, then by scheduling order, so runs are deterministic.
@@ -82,6 +88,7 @@ impl PartialOrd for Ev {
 #[derive(Clone, Copy, Debug)]
 struct Dial {
     epoch: Epoch,
+    server: u8,
     started: Instant,
     flap: bool,
 }
@@ -90,6 +97,8 @@ struct Dial {
 #[derive(Clone, Copy, Debug)]
 struct Conn {
     epoch: Epoch,
+    /// Which server it goes to.
+    server: u8,
     /// Crossed a blackhole: silent for good.
     wedged: bool,
     /// The server side is gone (EOF or reset on its way).
@@ -116,6 +125,10 @@ struct Client {
     reconnect_from: Option<(FaultKind, Instant)>,
     book: MsgBook,
     done: bool,
+    /// The session's seed (its own order of the servers).
+    seed: u64,
+    /// When the server it was connected to left the set, until it connects elsewhere.
+    moving_since: Option<Instant>,
 }
 
 /// A running simulation. Build it from a [`Scenario`], then [`Simulation::run`] it (or step
@@ -128,7 +141,14 @@ pub struct Simulation {
     seq: u64,
     clients: Vec<Client>,
     rng: SimRng,
-    addrs: [Addr; 1],
+    /// Every server's address; `present`: whether it is in the registry's set.
+    addrs: Vec<Addr>,
+    present: Vec<bool>,
+    /// Scratch for one resolution.
+    resolved: Vec<Addr>,
+    budget: Option<RetryBudget>,
+    server_dials_by: Vec<Vec<u32>>,
+    moves: Vec<Sample>,
     /// Scratch for one transmit's bytes and for the server's answers.
     wire: Vec<u8>,
     answer: Vec<u8>,
@@ -164,6 +184,7 @@ impl Simulation {
             (a, b) => a.or(b),
         };
         let buckets = (scenario.duration.as_nanos() / scenario.bucket.as_nanos().max(1)) as usize;
+        let servers = scenario.registry.map_or(1, |r| r.servers.max(1));
         let mut sim = Simulation {
             now: Instant::ZERO,
             end: Instant::ZERO + scenario.duration,
@@ -171,10 +192,17 @@ impl Simulation {
             seq: 0,
             clients: Vec::with_capacity(scenario.clients),
             rng: SimRng::new(0),
-            addrs: [Addr::from(SocketAddr::from((
-                Ipv4Addr::new(10, 0, 0, 1),
-                6379,
-            )))],
+            addrs: (0..servers)
+                .map(|k| Addr::from(SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1 + k), 6379))))
+                .collect(),
+            present: vec![true; usize::from(servers)],
+            resolved: Vec::new(),
+            budget: match scenario.budget {
+                Some(p) => Some(RetryBudget::new(p, Instant::ZERO)?),
+                None => None,
+            },
+            server_dials_by: vec![vec![0; buckets + 1]; usize::from(servers)],
+            moves: Vec::new(),
             wire: Vec::new(),
             answer: Vec::new(),
             refusing: 0,
@@ -200,9 +228,13 @@ impl Simulation {
             sim.push(Instant::ZERO + f.start, u32::MAX, What::FaultStart(i));
             sim.push(Instant::ZERO + f.end, u32::MAX, What::FaultEnd(i));
         }
+        if let Some((server, at)) = sim.sc.registry.and_then(|r| r.leaves) {
+            sim.push(Instant::ZERO + at, u32::MAX, What::Leave(server));
+        }
         for i in 0..sim.sc.clients {
             let mut config = sim.sc.config.clone();
             config.seed = derive_seed(sim.sc.seed, i as u64);
+            let seed = config.seed;
             let protocol = Framed::new(LengthCodec::default()).with_acks(sim.sc.acks);
             let session = Session::new(config, protocol, Instant::ZERO)?;
             sim.clients.push(Client {
@@ -215,6 +247,8 @@ impl Simulation {
                 reconnect_from: None,
                 book: MsgBook::default(),
                 done: false,
+                seed,
+                moving_since: None,
             });
             let start = Instant::ZERO + rng.duration_upto(sim.sc.start_spread);
             sim.clients[i].wake = Some(start);
@@ -297,6 +331,9 @@ impl Simulation {
             violations: self.violations,
             violation_count: self.violation_count,
             last_heal: self.sc.faults.last_heal(),
+            server_dials_by: self.server_dials_by,
+            moves: self.moves,
+            budget: self.budget.as_ref().map(RetryBudget::stats),
             core_events: self.core_events,
             polls: self.polls,
             duration: self.sc.duration,
@@ -331,6 +368,21 @@ impl Simulation {
         match ev.what {
             What::FaultStart(f) => return self.fault_start(self.sc.faults.faults()[f as usize]),
             What::FaultEnd(f) => return self.fault_end(self.sc.faults.faults()[f as usize]),
+            What::Leave(server) => return self.leave(server),
+            What::Move => {
+                let drain = self
+                    .sc
+                    .registry
+                    .map(|r| r.departure.drain)
+                    .unwrap_or_default();
+                let departed = self.clients[i]
+                    .conn
+                    .is_some_and(|c| !self.present[usize::from(c.server)]);
+                if departed {
+                    self.core_events += 1;
+                    let _ = self.clients[i].session.move_off(self.now, drain);
+                }
+            }
             What::Wake => {
                 if self.clients[i].wake != Some(ev.at) {
                     return; // Superseded by an earlier wake.
@@ -429,17 +481,8 @@ impl Simulation {
         for _ in 0..MAX_ROUND {
             self.polls += 1;
             match self.clients[i].session.poll(self.now) {
-                Action::Resolve { epoch } => {
-                    let addrs = self.addrs;
-                    self.handle(
-                        i,
-                        Input::Resolved {
-                            epoch,
-                            addrs: &addrs,
-                        },
-                    );
-                }
-                Action::Dial { epoch, .. } => self.dial(i, epoch),
+                Action::Resolve { epoch } => self.resolve(i, epoch),
+                Action::Dial { epoch, addr, .. } => self.dial(i, epoch, addr),
                 Action::Transmit { epoch } => self.transmit(i, epoch),
                 Action::Close { epoch, .. } => {
                     let c = &mut self.clients[i];

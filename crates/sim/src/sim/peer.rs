@@ -65,6 +65,7 @@ impl Simulation {
             }
             self.clients[i].conn = Some(Conn {
                 epoch,
+                server: dial.server,
                 wedged: false,
                 killed: false,
                 doomed: dial.flap,
@@ -78,7 +79,8 @@ impl Simulation {
         true
     }
 
-    pub(super) fn dial(&mut self, i: usize, epoch: Epoch) {
+    pub(super) fn dial(&mut self, i: usize, epoch: Epoch, addr: Addr) {
+        let server = self.addrs.iter().position(|a| *a == addr).unwrap_or(0) as u8;
         self.dials += 1;
         let (done, earliest) = (self.clients[i].done, self.clients[i].earliest_dial);
         if done {
@@ -92,6 +94,7 @@ impl Simulation {
         let flap = self.flapping > 0;
         self.clients[i].dial = Some(Dial {
             epoch,
+            server,
             started: self.now,
             flap,
         });
@@ -100,6 +103,9 @@ impl Simulation {
         }
         let bucket = (self.now.as_nanos() / self.sc.bucket.as_nanos().max(1) as u64) as usize;
         if let Some(b) = self.server_dials.get_mut(bucket) {
+            *b += 1;
+        }
+        if let Some(b) = self.server_dials_by[usize::from(server)].get_mut(bucket) {
             *b += 1;
         }
         let at = self.now + net.dial_latency + self.rng.duration_upto(net.dial_jitter);
@@ -231,6 +237,7 @@ impl Simulation {
                 }
             }
             Notification::Connected { .. } => {
+                self.on_connected(i);
                 if let Some((kind, at)) = self.clients[i].reconnect_from.take() {
                     self.reconnection.push(Sample {
                         session: i as u32,

@@ -1,13 +1,26 @@
-//! The conformance suite: every scenario written once, run against every adapter.
+//! # redial-conformance
 //!
-//! An adapter plugs in through [`Adapter`] (how to build a session, make its TCP connector,
-//! run a future to completion and sleep on that runtime);
-//! [`conformance_tests!`](crate::conformance_tests) stamps out one `#[test]` per scenario.
-//! Servers and the fault proxy run on their own threads, so the scenarios themselves contain no
-//! runtime-specific code. What only one runtime can do (tokio's virtual clock, tearing a
-//! runtime down under a live session, local executors) is tested in that adapter's own
-//! `tests/`; what measures the whole process (descriptors, idle CPU) is in
-//! `tests/tests/hygiene.rs`, a binary of its own.
+//! The conformance suite of redial adapters: every scenario written once, run against every
+//! adapter, in this repository's (tokio, smol, blocking, tokio's `LocalSet`, monoio) and in
+//! yours. Port redial to an executor, implement [`Suite`] (a runtime that runs tasks on the
+//! current thread) or [`Adapter`] (one that spawns `Send` tasks: it is a [`Suite`] through a
+//! blanket impl), and stamp the scenarios out in a test file of your crate:
+//!
+//! ```ignore
+//! // tests/conformance.rs of your adapter
+//! redial_conformance::conformance_tests!(my_adapter_tests::MyAdapter);
+//! ```
+//!
+//! A [`Suite`] says how to build a session, start it the way the runtime runs tasks, run a
+//! built task on its own, block on a future and sleep on that runtime. The servers and the
+//! fault proxy ([`redial_testkit`]) run on threads of their own (with a private tokio
+//! runtime inside the testkit), so the scenarios contain no runtime-specific code and your
+//! adapter's tests pull in no other executor's adapter.
+//!
+//! What only one runtime can do (tokio's virtual clock, tearing a runtime down under a live
+//! session) belongs in that adapter's own tests; what measures the whole process (descriptors,
+//! idle CPU) needs a test binary of its own, so no other test's work is counted (the
+//! workspace's `tests/tests/hygiene.rs` shows how).
 //!
 //! | scenario | what it pins |
 //! |---|---|
@@ -54,8 +67,13 @@ use redial_driver::{
     SessionEvent, SessionTask, SocketFactory, Spawn, Target, Undelivered,
 };
 
-use crate::proxy::{FaultProxy, Mode};
-use crate::servers::{LenServer, LineServer};
+use redial_testkit::proxy::{FaultProxy, Mode};
+use redial_testkit::servers::{LenServer, LineServer};
+
+/// Locks `m`, ignoring poisoning: a scenario that panicked must not cascade into others.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// What the conformance suite needs from any adapter: `Send` or local (thread-per-core).
 ///
@@ -214,8 +232,8 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $name() {
-                <$adapter as $crate::conformance::Suite>::block_on(
-                    $crate::conformance::bounded::<$adapter>($crate::conformance::$name::<$adapter>()),
+                <$adapter as $crate::Suite>::block_on(
+                    $crate::bounded::<$adapter>($crate::$name::<$adapter>()),
                 );
             }
         )*
@@ -1470,7 +1488,7 @@ impl DeafServer {
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::SeqCst) {
                 match l.accept() {
-                    Ok((conn, _)) => crate::proxy::lock(&c).push(conn),
+                    Ok((conn, _)) => lock(&c).push(conn),
                     // Nothing to accept: poll the stop flag again shortly (a server thread,
                     // not a test waiting).
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
@@ -1486,12 +1504,12 @@ impl DeafServer {
     }
 
     fn accepted(&self) -> usize {
-        crate::proxy::lock(&self.conns).len()
+        lock(&self.conns).len()
     }
 
     /// Writes `bytes` to every connection accepted so far.
     fn push(&self, bytes: &[u8]) {
-        for c in crate::proxy::lock(&self.conns).iter_mut() {
+        for c in lock(&self.conns).iter_mut() {
             let _ = c.write_all(bytes);
         }
     }
@@ -1503,7 +1521,7 @@ impl Drop for DeafServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        for c in crate::proxy::lock(&self.conns).drain(..) {
+        for c in lock(&self.conns).drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
     }

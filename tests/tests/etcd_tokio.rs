@@ -1,0 +1,4 @@
+//! A fleet on a real etcd, on redial-tokio. Needs `etcd` (Debian `etcd-server`); without it
+//! each scenario prints `SKIPPED: ...`, or fails under `REDIAL_REQUIRE_REAL=1`.
+
+redial_tests::fleet_tests!(redial_tests::adapters::TokioAdapter);
