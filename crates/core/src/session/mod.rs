@@ -85,6 +85,18 @@ enum Goodbye {
     None,
 }
 
+/// Why a connection ends once the protocol's farewell is written ([`Protocol::farewell_owed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Farewell {
+    /// The peer closed the conversation; our answer to its close goes first.
+    Peer {
+        code: u16,
+        then: crate::proto::AfterClose,
+    },
+    /// The peer broke the grammar; the protocol tells it so first.
+    Error(FrameError),
+}
+
 /// Per-connection state; reset on every connect.
 #[derive(Clone, Copy, Debug)]
 struct Conn {
@@ -104,6 +116,9 @@ struct Conn {
     /// The peer closed the conversation: nothing more is written.
     peer_closing: bool,
     goodbye: Goodbye,
+    /// The connection ends once the protocol's farewell is written (or the close timer
+    /// passes): nothing else is written meanwhile.
+    farewell: Option<Farewell>,
     /// The heartbeat interval the peer imposed in its handshake, if any.
     keepalive: Option<Duration>,
 }
@@ -121,6 +136,7 @@ impl Conn {
             paused: None,
             peer_closing: false,
             goodbye: Goodbye::No,
+            farewell: None,
             keepalive: None,
         }
     }
