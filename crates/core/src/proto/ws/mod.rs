@@ -273,6 +273,41 @@ impl WebSocket {
         self.kind
     }
 
+    /// The `Host` header.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The request path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The subprotocols offered.
+    pub fn subprotocols(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// The names of the extra headers (their values are never shown).
+    pub fn header_names(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The bounds on what the server may send.
+    pub fn limits(&self) -> WsLimits {
+        self.limits
+    }
+
+    /// Whether a normal close (1000) reconnects.
+    pub fn stays_connected(&self) -> bool {
+        self.stay
+    }
+
+    /// The least delay after 1012 or 1013.
+    pub fn restart_delay(&self) -> Duration {
+        self.restart
+    }
+
     /// Sets the bounds on what the server may send.
     pub fn with_limits(mut self, limits: WsLimits) -> Self {
         self.limits = limits;
