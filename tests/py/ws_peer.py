@@ -3,7 +3,9 @@
 server side of each test is someone else's implementation of RFC 6455.
 
     ws_peer.py MODE [ARG]   prints "READY <port>" once listening on 127.0.0.1 (an ephemeral
-                            port), then serves until killed. Every text or binary message
+                            port; $WS_PEER_HOST and $WS_PEER_PORT choose others; with
+                            $WS_PEER_CERT and $WS_PEER_KEY it serves TLS), then serves
+                            until killed. Every text or binary message
                             received is appended, one repr() per line, to $WS_PEER_LOG.
 
 Modes:
@@ -117,7 +119,14 @@ async def main_async(mode, args):
             return resp
         return None
 
-    async with serve(handler, "127.0.0.1", 0, compression=None,
+    host = os.environ.get("WS_PEER_HOST", "127.0.0.1")
+    port = int(os.environ.get("WS_PEER_PORT", "0"))
+    tls = None
+    if os.environ.get("WS_PEER_CERT"):
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(os.environ["WS_PEER_CERT"], os.environ["WS_PEER_KEY"])
+    async with serve(handler, host, port, compression=None, ssl=tls,
                      process_request=process_request, ping_interval=None,
                      max_size=None) as server:
         port = server.sockets[0].getsockname()[1]

@@ -28,5 +28,7 @@ ws_tests!(
     close_1008_gives_up,
     http_401_and_403_give_up_at_once,
     http_503_retried_then_delivered,
-    close_then_deaf_ends_within_the_close_deadline
+    close_then_deaf_ends_within_the_close_deadline,
+    a_netns_drop_cut_is_declared_dead,
+    nginx_idle_cut_is_kept_away_by_the_heartbeat
 );

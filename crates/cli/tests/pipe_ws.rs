@@ -114,3 +114,99 @@ fn a_malformed_header_is_refused_without_its_value() {
     let (code, stderr) = pipe(&["127.0.0.1:9", "--header", "X-A: 1"]);
     assert_eq!(code, Some(2), "headers are for ws:// targets: {stderr}");
 }
+
+/// `wss://` with the TLS flags, against Python `websockets` serving TLS with a certificate
+/// signed by a CA of the test's: lines echoed; without `--ca` the certificate is refused
+/// for good (exit 3).
+#[test]
+fn wss_uses_the_tls_flags() {
+    let has_ws = Command::new("python3")
+        .args(["-c", "import websockets.asyncio.server"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_ws {
+        assert!(
+            std::env::var("REDIAL_REQUIRE_REAL").map_or(true, |v| v != "1"),
+            "REDIAL_REQUIRE_REAL=1 but python3 has no `websockets`"
+        );
+        println!("SKIPPED: python3 with `websockets`");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("redial-pipe-wss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("s.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("s.key"), key.serialize_pem()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/py/ws_peer.py");
+    let mut server = Command::new("python3")
+        .args([script, "echo"])
+        .env("WS_PEER_CERT", dir.join("s.crt"))
+        .env("WS_PEER_KEY", dir.join("s.key"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    let port: u16 = ready
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let url = format!("wss://localhost:{port}/tls");
+    let ca = dir.join("ca.crt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redial"))
+        .args([
+            "pipe",
+            &url,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--events",
+            "quiet",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"over tls\nHTTP/1.1 101 looks like a header\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (code, refused) = pipe(&[&url, "--events", "human"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "over tls\nHTTP/1.1 101 looks like a header\n"
+    );
+    assert_eq!(
+        code,
+        Some(3),
+        "an unknown CA is refused for good: {refused}"
+    );
+    assert!(refused.contains("permission denied"), "{refused}");
+}

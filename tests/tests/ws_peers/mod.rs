@@ -598,3 +598,166 @@ pub async fn close_then_deaf_ends_within_the_close_deadline<A: RealAdapter>() {
     s.handle.close(redial_core::CloseMode::Immediate).await;
     assert!(r.await.is_err(), "never claimed delivered");
 }
+
+/// A netns DROP cut (both directions, half-open: no error anywhere): declared dead within
+/// interval + timeout; after the heal the session reconnects and echoes again.
+pub async fn a_netns_drop_cut_is_declared_dead<A: RealAdapter>() {
+    use redial_tests::netns::{socket_factory, NetnsPair, Side, SERVER_IP};
+    if !has_websockets() && skip("python3 with `websockets` (pip install websockets)") {
+        return;
+    }
+    let pair = match NetnsPair::new("ws") {
+        Ok(p) => p,
+        Err(e) => {
+            skip(&format!("network namespaces: {e}"));
+            return;
+        }
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/ws_peer.py");
+    let host = format!("WS_PEER_HOST={SERVER_IP}");
+    pair.spawn(
+        Side::Server,
+        &[
+            "env",
+            &host,
+            "WS_PEER_PORT=9011",
+            "python3",
+            script.to_str().unwrap(),
+            "echo",
+        ],
+    )
+    .expect("spawn the peer in its namespace");
+    let addr = std::net::SocketAddr::from((SERVER_IP, 9011));
+    let (interval, timeout) = (400, 400);
+    let p = WebSocket::new(addr.to_string(), "/cut");
+    let b = A::builder(Target::from(addr))
+        .config(real_config(Some((interval, timeout))))
+        .protocol(p);
+    let b = A::with_socket_factory(b, socket_factory(pair.name(Side::Client)));
+    let mut s = Sess::spawn::<A, _>(b);
+    let (i, _) = wait_event::<A>(&mut s, 0, "connected", connected).await;
+    let r = s.handle.send(b"before".to_vec(), Delivery::AtMostOnce);
+    assert_eq!(next_inbound::<A>(&mut s).await, b"before");
+    assert!(r.await.is_ok());
+    pair.drop_ingress().expect("cut");
+    let cut = Instant::now();
+    let (i, down) = wait_event::<A>(&mut s, i, "heartbeat timeout", |n| {
+        matches!(
+            n,
+            Notification::Disconnected {
+                reason: DisconnectReason::HeartbeatTimeout { .. },
+                ..
+            }
+        )
+    })
+    .await;
+    let bound = Duration::from_millis(interval + timeout) + TOLERANCE;
+    assert!(
+        down - cut <= bound,
+        "[{}] dead after {:?}",
+        A::NAME,
+        down - cut
+    );
+    pair.heal_drop().expect("heal");
+    wait_event::<A>(&mut s, i, "reconnected", connected).await;
+    let r = s.handle.send(b"after".to_vec(), Delivery::AtMostOnce);
+    assert_eq!(next_inbound::<A>(&mut s).await, b"after");
+    assert!(r.await.is_ok());
+}
+
+/// nginx (the distribution's) as a WebSocket proxy with `proxy_read_timeout 1s`: an idle
+/// session without heartbeat is cut by it; with the heartbeat (300 ms) it stays on one
+/// connection through 3 s of idleness and still echoes.
+pub async fn nginx_idle_cut_is_kept_away_by_the_heartbeat<A: RealAdapter>() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(nginx) = nginx else {
+        skip("nginx (apt-get install nginx-light)");
+        return;
+    };
+    let Some(upstream) = Peer::python("echo", &[]) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "redial-nginx-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
+  uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://127.0.0.1:{up};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection \"upgrade\";
+      proxy_read_timeout 1s;
+      proxy_send_timeout 1s;
+    }}
+  }}
+}}
+",
+        up = upstream.port
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx)
+        .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx runs");
+    let proxy = Peer {
+        child,
+        port,
+        log: dir.join("none"),
+    };
+    let deadline = Instant::now() + LONG;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not listen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Without a heartbeat: nginx cuts the idle connection (no Close frame: an EOF).
+    let mut quiet = session::<A>(&proxy, ws(&proxy), None);
+    let (i, up) = wait_event::<A>(&mut quiet, 0, "connected", connected).await;
+    let (_, cut) = wait_event::<A>(&mut quiet, i, "nginx's idle cut", |n| {
+        matches!(n, Notification::Disconnected { .. })
+    })
+    .await;
+    assert!(
+        cut - up >= Duration::from_millis(900),
+        "[{}] cut after {:?}",
+        A::NAME,
+        cut - up
+    );
+    quiet.handle.close(redial_core::CloseMode::Immediate).await;
+    // With it: no cut in three proxy timeouts, and the connection still carries messages.
+    let mut kept = session::<A>(&proxy, ws(&proxy), Some((300, 1000)));
+    let (i, _) = wait_event::<A>(&mut kept, 0, "connected", connected).await;
+    A::sleep(Duration::from_secs(3)).await;
+    let r = kept
+        .handle
+        .send(b"still here".to_vec(), Delivery::AtMostOnce);
+    assert_eq!(next_inbound::<A>(&mut kept).await, b"still here");
+    assert!(r.await.is_ok());
+    assert_eq!(
+        kept.count(|n| matches!(n, Notification::Disconnected { .. })),
+        0,
+        "[{}] kept alive: {:#?}",
+        A::NAME,
+        &kept.seen[i..]
+    );
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
