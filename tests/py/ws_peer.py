@@ -128,7 +128,9 @@ async def main_async(mode, args):
         tls.load_cert_chain(os.environ["WS_PEER_CERT"], os.environ["WS_PEER_KEY"])
     async with serve(handler, host, port, compression=None, ssl=tls,
                      process_request=process_request, ping_interval=None,
-                     max_size=None) as server:
+                     # Reads on while the handler waits (a Ping's answer must not queue
+                     # behind 16 unread messages: websockets' default stops reading there).
+                     max_size=None, max_queue=None) as server:
         port = server.sockets[0].getsockname()[1]
         print("READY %d" % port, flush=True)
         await asyncio.Future()
