@@ -110,7 +110,8 @@ impl Host {
 
     /// Runs rounds, jumping to deadlines, until `until` (virtual time).
     fn run_until(&mut self, until: Instant) {
-        loop {
+        // A session that keeps waking at a past deadline would loop here forever: fail instead.
+        for _ in 0..100_000 {
             let mut wait = self.round();
             if self.answer_upgrade() {
                 // The answer changed the deadlines.
@@ -125,6 +126,10 @@ impl Host {
                 }
             }
         }
+        panic!(
+            "the session livelocked at {:?}: {:#?}",
+            self.now, self.notes
+        );
     }
 
     fn run_for(&mut self, d: Duration) {
