@@ -66,7 +66,9 @@ impl Table {
     pub(crate) fn push(&mut self, expect: Expect, owner: Owner, at: Instant) {
         match expect {
             Expect::Barrier => self.barrier_last = true,
-            Expect::Next => self.barrier_last = false,
+            // A heartbeat answered by type confirms the barriers before it too (a WebSocket
+            // Pong: the peer read everything written before our Ping).
+            Expect::Next | Expect::Heartbeat => self.barrier_last = false,
             _ => {}
         }
         match expect {
@@ -145,8 +147,14 @@ impl Table {
     }
 
     /// Heartbeat entries answered by type: every one up to `token`, or the oldest one.
-    /// Returns the newest answered (for its RTT), `None` when none was outstanding.
-    pub(crate) fn answer_heartbeat(&mut self, token: Option<u64>) -> Option<Answered> {
+    /// Returns the newest answered (for its RTT), `None` when none was outstanding. With a
+    /// token, the `Barrier` entries written before the newest answered heartbeat are
+    /// confirmed through `barrier` (the peer read them before it read that heartbeat).
+    pub(crate) fn answer_heartbeat(
+        &mut self,
+        token: Option<u64>,
+        barrier: &mut dyn FnMut(Owner),
+    ) -> Option<Answered> {
         let is_typed = |p: &Pending| p.expect == Expect::Heartbeat;
         match token {
             None => {
@@ -158,22 +166,28 @@ impl Table {
                 })
             }
             Some(t) => {
-                let mut last = None;
-                let mut i = 0;
-                while i < self.q.len() {
+                let answers = |p: &Pending| {
+                    is_typed(p) && matches!(p.owner, Owner::Ping { token } if token <= t)
+                };
+                let newest = self.q.iter().rposition(answers)?;
+                let found = self.q[newest];
+                let (mut i, mut left) = (0, newest + 1);
+                while left > 0 {
+                    left -= 1;
                     let p = self.q[i];
-                    match p.owner {
-                        Owner::Ping { token } if is_typed(&p) && token <= t => {
-                            self.remove(i);
-                            last = Some(Answered {
-                                owner: p.owner,
-                                at: p.at,
-                            });
-                        }
-                        _ => i += 1,
+                    if answers(&p) {
+                        self.remove(i);
+                    } else if p.expect == Expect::Barrier {
+                        self.remove(i);
+                        barrier(p.owner);
+                    } else {
+                        i += 1;
                     }
                 }
-                last
+                Some(Answered {
+                    owner: found.owner,
+                    at: found.at,
+                })
             }
         }
     }
@@ -254,12 +268,40 @@ mod tests {
             t.push(Expect::Heartbeat, Owner::Ping { token }, T);
         }
         assert!(t.ping_outstanding());
-        let a = t.answer_heartbeat(Some(2)).unwrap();
+        let a = t.answer_heartbeat(Some(2), &mut |_| {}).unwrap();
         assert_eq!(a.owner, Owner::Ping { token: 2 });
         assert_eq!(t.len(), 1);
-        assert_eq!(t.answer_heartbeat(Some(2)), None, "unsolicited");
-        assert!(t.answer_heartbeat(None).is_some());
+        assert_eq!(
+            t.answer_heartbeat(Some(2), &mut |_| {}),
+            None,
+            "unsolicited"
+        );
+        assert!(t.answer_heartbeat(None, &mut |_| {}).is_some());
         assert!(!t.ping_outstanding());
+    }
+
+    #[test]
+    fn a_pong_confirms_the_barriers_written_before_its_ping_only() {
+        let mut t = Table::default();
+        t.push(Expect::Barrier, msg(1), T);
+        t.push(Expect::Heartbeat, Owner::Ping { token: 1 }, T);
+        assert!(!t.barrier_unanswered(), "the ping will answer it");
+        t.push(Expect::Barrier, msg(2), T);
+        t.push(Expect::Heartbeat, Owner::Ping { token: 2 }, T);
+        t.push(Expect::Barrier, msg(3), T);
+        assert!(t.barrier_unanswered());
+        let mut confirmed = Vec::new();
+        let a = t
+            .answer_heartbeat(Some(2), &mut |o| confirmed.push(o))
+            .unwrap();
+        assert_eq!(a.owner, Owner::Ping { token: 2 });
+        assert_eq!(
+            confirmed,
+            [msg(1), msg(2)],
+            "not the one written after ping 2"
+        );
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.answer_heartbeat(Some(9), &mut |_| {}), None);
     }
 
     #[test]

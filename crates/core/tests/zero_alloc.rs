@@ -74,6 +74,9 @@ enum Peer {
     Resp,
     /// NATS: `PONG` per `PING` (which confirms the `PUB`s before it).
     Nats,
+    /// WebSocket: the 101, a Pong per Ping (which confirms the messages before it), a text
+    /// message per message.
+    Ws,
 }
 
 struct Driver<P: Protocol> {
@@ -162,6 +165,41 @@ impl<P: Protocol> Driver<P> {
                         self.replies.extend_from_slice(b"$5\r\n+PONG\r\n");
                     }
                     rest = &rest[n..];
+                }
+            }
+            Peer::Ws => {
+                use redial_core::proto::ws::frame::{self, Opcode};
+                if rest.starts_with(b"GET ") {
+                    // The handshake (warm-up only: it may allocate).
+                    let req = String::from_utf8(rest.to_vec()).unwrap();
+                    let key = req
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                        .unwrap();
+                    let accept = redial_core::proto::ws::accept_for_key(key.as_bytes());
+                    self.replies.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+                    self.replies.extend_from_slice(&accept);
+                    self.replies.extend_from_slice(b"\r\n\r\n");
+                    return;
+                }
+                while let Ok(Some(h)) = frame::parse_header(rest) {
+                    let len = h.len as usize;
+                    let mut payload = [0u8; 256];
+                    let p = &mut payload[..len];
+                    p.copy_from_slice(&rest[h.header_len..h.header_len + len]);
+                    frame::apply_mask(p, h.mask.unwrap(), 0);
+                    match h.opcode {
+                        Opcode::Ping => {
+                            self.pings += 1;
+                            frame::encode(&mut self.replies, Opcode::Pong, p, None);
+                        }
+                        Opcode::Text => {
+                            self.messages += 1;
+                            frame::encode(&mut self.replies, Opcode::Text, b"ok", None);
+                        }
+                        _ => {}
+                    }
+                    rest = &rest[h.header_len + len..];
                 }
             }
             Peer::Nats => {
@@ -371,4 +409,15 @@ fn nats_publishes_allocate_nothing_but_their_payloads() {
         |i| publish("s", format!("PING {i}").as_bytes()).unwrap(),
         b"PING\r\n",
     );
+}
+
+#[test]
+fn websocket_messages_allocate_nothing_but_their_payloads() {
+    use redial_core::proto::ws::WebSocket;
+    let d = Driver::new(
+        Session::new(config(), WebSocket::new("h:1", "/"), Instant::ZERO).unwrap(),
+        Peer::Ws,
+    );
+    // A server Ping between cycles: answered through the control buffer.
+    measure(d, |i| format!("PING {i}").into_bytes(), b"\x89\x04ping");
 }

@@ -19,6 +19,22 @@ pub enum Preset {
     Redis,
     /// NATS: `pub SUBJECT PAYLOAD`, `sub SUBJECT`, `req SUBJECT PAYLOAD` lines.
     Nats,
+    /// WebSocket (chosen by a `ws://` or `wss://` target): one text message per line, one
+    /// line (escaped) per message received.
+    Ws,
+}
+
+/// `--header 'Name: value'`: kept as given and checked by the pipe, so a malformed one is
+/// refused without its value ever being printed (clap would echo it).
+#[derive(Clone)]
+pub struct HeaderArg(pub(super) String);
+
+impl std::fmt::Debug for HeaderArg {
+    // Headers carry credentials: only the name is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.0.split_once(':').map_or("?", |(n, _)| n.trim());
+        write!(f, "HeaderArg({name}: <redacted>)")
+    }
 }
 
 /// `--delivery`.
@@ -74,7 +90,8 @@ pub enum OutputArg {
 pub struct PipeArgs {
     /// Server addresses (`host:port`), resolved afresh on every attempt, tried in rotation;
     /// or one `etcd://HOST:PORT/PREFIX`: the endpoints registered under the prefix, watched
-    /// (the session moves off one that leaves).
+    /// (the session moves off one that leaves); or one `ws://HOST[:PORT]/PATH` or `wss://…`
+    /// URL (WebSocket).
     #[arg(required = true, value_name = "HOST:PORT")]
     pub(super) targets: Vec<String>,
     /// What the server speaks.
@@ -147,6 +164,16 @@ pub struct PipeArgs {
     /// (`GET /metrics`; port 0 picks one, printed on stderr).
     #[arg(long, value_name = "ADDR")]
     pub(super) metrics: Option<std::net::SocketAddr>,
+    /// A header for the WebSocket Upgrade request, `'Name: value'` (repeatable). Its value
+    /// never appears in events, logs, records or errors.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = |s: &str| Ok::<_, std::convert::Infallible>(HeaderArg(s.to_owned())))]
+    pub(super) headers: Vec<HeaderArg>,
+    /// A WebSocket subprotocol to offer (repeatable, in order of preference).
+    #[arg(long = "subprotocol", value_name = "P")]
+    pub(super) subprotocols: Vec<String>,
+    /// Send WebSocket messages as binary frames instead of text.
+    #[arg(long)]
+    pub(super) binary: bool,
     /// How long to keep delivering after stdin ends or a signal arrives.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub(super) drain: Duration,
@@ -221,6 +248,74 @@ impl PipeArgs {
         }
     }
 
+    /// A `ws://HOST[:PORT]/PATH` or `wss://…` target: the WebSocket protocol for it, with the
+    /// target rewritten to `HOST:PORT` for the dialer (and TLS switched on for `wss`).
+    /// `None` for other targets.
+    pub(super) fn websocket(&mut self) -> Result<Option<WebSocket>, Box<dyn std::error::Error>> {
+        let Some(first) = self.targets.first() else {
+            return Ok(None);
+        };
+        let (tls, rest) = if let Some(r) = first.strip_prefix("ws://") {
+            (false, r)
+        } else if let Some(r) = first.strip_prefix("wss://") {
+            (true, r)
+        } else {
+            if !self.headers.is_empty() || !self.subprotocols.is_empty() || self.binary {
+                return Err(usage(
+                    "--header, --subprotocol and --binary are for ws:// and wss:// targets",
+                ));
+            }
+            return Ok(None);
+        };
+        if self.targets.len() > 1 {
+            return Err(usage("one ws:// or wss:// target at a time"));
+        }
+        if !matches!(self.preset, Preset::Plain | Preset::Ws) {
+            return Err(usage("a ws:// target speaks WebSocket: no --preset"));
+        }
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_owned()),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(usage(format!(
+                "target \"{}\" has no host (credentials in the URL are not supported: use --header)",
+                Shown(first.split('@').next_back().unwrap_or("").as_bytes())
+            )));
+        }
+        // A port is explicit after the last colon, outside IPv6 brackets.
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !p.contains(']') && (!h.contains('[') || h.ends_with(']')));
+        let dial = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:{}", if tls { 443 } else { 80 })
+        };
+        let mut ws = WebSocket::new(authority, path);
+        for h in &self.headers {
+            let Some((name, value)) = h.0.split_once(':') else {
+                return Err(usage("--header must be 'Name: value' (value not shown)"));
+            };
+            ws = ws.with_header(name.trim(), value.trim());
+        }
+        for p in &self.subprotocols {
+            ws = ws.with_subprotocol(p.clone());
+        }
+        if self.binary {
+            ws = ws.binary();
+        }
+        redial_core::proto::Protocol::validate(&ws)
+            .map_err(|e| usage(format!("invalid WebSocket settings: {e}")))?;
+        self.targets = vec![dial];
+        self.preset = Preset::Ws;
+        if tls {
+            self.tls.tls = true;
+        }
+        Ok(Some(ws))
+    }
+
     /// Flags that parse but do not fit the preset.
     pub(super) fn check(&self) -> Result<(), Box<dyn std::error::Error>> {
         for t in &self.targets {
@@ -271,6 +366,16 @@ impl PipeArgs {
                     "--stdin raw has no framing: no --ack reply, --ping or --pong",
                 ));
             }
+        }
+        if self.preset == Preset::Ws
+            && (self.ping.is_some()
+                || self.pong.is_some()
+                || self.ack.is_some()
+                || self.stdin == StdinArg::Raw)
+        {
+            return Err(usage(
+                "WebSocket has its own heartbeat and framing: no --ping, --pong, --ack or --stdin raw",
+            ));
         }
         if self.resp3 && self.preset != Preset::Redis {
             return Err(usage("--resp3 is for --preset redis"));

@@ -4,6 +4,8 @@
 //! Three presets: `plain` (a line protocol: each line a message, the server's lines printed),
 //! `redis` (each line a command split as redis-cli splits it, each reply printed as redis-cli
 //! prints it) and `nats` (`pub`, `sub` and `req` lines; every message and reply on one line).
+//! A `ws://` or `wss://` target speaks WebSocket: each line a text message, each message
+//! received one (escaped) line.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -17,6 +19,7 @@ use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use redial_core::proto::nats::{self, Nats};
 use redial_core::proto::resp::{cmd, split_args, Resp, Value};
+use redial_core::proto::ws::WebSocket;
 use redial_core::proto::Shown;
 use redial_core::{
     AckMode, CloseMode, Config, Delivery, Framed, GiveUp, GiveUpWhen, Heartbeat, Jitter, LineCodec,
@@ -45,7 +48,8 @@ use speak::*;
 use stdin::*;
 
 /// Runs the pipe. Returns the process exit code on a normal end.
-pub fn run(args: PipeArgs) -> Result<u8, Box<dyn std::error::Error>> {
+pub fn run(mut args: PipeArgs) -> Result<u8, Box<dyn std::error::Error>> {
+    let ws = args.websocket()?;
     args.check()?;
     let cfg = args.config()?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -74,6 +78,10 @@ pub fn run(args: PipeArgs) -> Result<u8, Box<dyn std::error::Error>> {
                 let speaker = Speaker::Nats(p.clone(), 0);
                 pipe(&args, cfg, p, speaker).await
             }
+            Preset::Ws => match ws {
+                Some(p) => pipe(&args, cfg, p, Speaker::Plain).await,
+                None => Err(usage("--preset ws is chosen by a ws:// or wss:// target")),
+            },
         }
     });
     // tokio reads stdin on a blocking thread that only returns at the next line: do not wait.

@@ -103,7 +103,7 @@ pub(super) fn reply_text(preset: Preset, body: &[u8], refused: bool) -> String {
             Err(_) => String::from_utf8_lossy(body).into_owned(),
         },
         Preset::Nats if refused => "(error) no responders".into(),
-        Preset::Nats => escape(body),
+        Preset::Nats | Preset::Ws => escape(body),
         Preset::Plain => String::from_utf8_lossy(body).into_owned(),
     }
 }

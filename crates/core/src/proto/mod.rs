@@ -22,7 +22,7 @@
 //! more than was asked is a typed error ([`crate::FrameError::UnexpectedReply`]) and a clean
 //! reconnect.
 //!
-//! Built in: `resp` (RESP2 and RESP3), `nats`, framed codecs ([`framed`]: lines and
+//! Built in: `resp` (RESP2 and RESP3), `nats`, `ws` (WebSocket, RFC 6455), framed codecs ([`framed`]: lines and
 //! length-delimited frames, and any [`Codec`] of yours). `docs/PROTOCOLS.md` shows how to add one.
 
 use alloc::vec::Vec;
@@ -39,6 +39,8 @@ pub mod nats;
 #[cfg(feature = "resp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "resp")))]
 pub mod resp;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use framed::{AckMode, Codec, Frame, Framed, LengthCodec, LineCodec, RawCodec};
 
@@ -76,6 +78,13 @@ pub enum Unit<'a> {
     Closing(PeerClose<'a>),
     /// A peer error that ends nothing (a NATS permissions violation): reported as an event.
     Notice(&'a [u8]),
+    /// A message for the session's general inbound stream that the protocol pieced together
+    /// from fragments (WebSocket continuation frames), so its body is not one slice of the
+    /// read buffer: it is in [`Protocol::assembled`].
+    Assembled {
+        /// Where it was published (for WebSocket: [`ws::TEXT`] or [`ws::BINARY`] as topic).
+        meta: Meta<'a>,
+    },
 }
 
 /// How a [`Unit::Reply`] is matched to what it answers.
@@ -321,6 +330,19 @@ pub trait Protocol {
         false
     }
 
+    /// Whether the protocol queued a farewell in [`Protocol::write_control`] (a WebSocket
+    /// Close answering the peer's, or naming the violation just returned by `decode`): the
+    /// session then writes it, within its close timeout, before it closes the socket.
+    fn farewell_owed(&self) -> bool {
+        false
+    }
+
+    /// Where the body of a [`Unit::Assembled`] is. The session takes the buffer for the
+    /// delivery and puts it back (keeping its capacity). Default: none.
+    fn assembled(&mut self) -> Option<&mut Vec<u8>> {
+        None
+    }
+
     /// How many keyed exchanges may be outstanding at once (MQTT Receive Maximum).
     fn max_in_flight(&self) -> usize {
         usize::MAX
@@ -399,6 +421,12 @@ impl<P: Protocol + ?Sized> Protocol for alloc::boxed::Box<P> {
     }
     fn encode_goodbye(&mut self, out: &mut Vec<u8>) -> bool {
         (**self).encode_goodbye(out)
+    }
+    fn farewell_owed(&self) -> bool {
+        (**self).farewell_owed()
+    }
+    fn assembled(&mut self) -> Option<&mut Vec<u8>> {
+        (**self).assembled()
     }
     fn max_in_flight(&self) -> usize {
         (**self).max_in_flight()

@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use rand_core::RngCore;
 
-use super::{Phase, Session};
+use super::{Farewell, Phase, Session};
 use crate::epoch::Epoch;
 use crate::error::DisconnectReason;
 use crate::output::Notification;
@@ -16,6 +16,14 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
     /// Deadlines and owed writes of the live connection.
     pub(super) fn step_connected(&mut self, epoch: Epoch) -> bool {
         let now = self.now;
+        if self.conn.farewell.is_some()
+            && (self.timers.due(Timer::Close, now)
+                || (!self.conn.writing && self.proto.control_pending() == 0))
+        {
+            // The farewell is written, or the peer took too long to read it.
+            self.farewell_done();
+            return true;
+        }
         if self.timers.due(Timer::Liveness, now) {
             self.liveness_lost();
             return true;
@@ -37,6 +45,15 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
             self.conn.ping_wanted = true;
         }
         self.transmit_if_owed(epoch)
+    }
+
+    /// The farewell is over: the connection ends as the reason for it says.
+    pub(super) fn farewell_done(&mut self) {
+        match self.conn.farewell.take() {
+            Some(Farewell::Peer { code, then }) => self.peer_closed(code, then),
+            Some(Farewell::Error(e)) => self.lose(DisconnectReason::Protocol(e)),
+            None => {}
+        }
     }
 
     /// The heartbeat interval in force: the peer's (handshake) or ours.

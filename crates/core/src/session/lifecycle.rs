@@ -305,7 +305,10 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
     /// EOF or an error: the peer is gone. While our goodbye awaits its answer, that *is* the
     /// answer.
     fn peer_gone(&mut self, reason: DisconnectReason) {
-        if self.conn.goodbye == Goodbye::Sent {
+        if self.conn.farewell.is_some() {
+            // The peer did not wait for our farewell: the conversation ends as it would have.
+            self.farewell_done();
+        } else if self.conn.goodbye == Goodbye::Sent {
             self.finish(AbandonReason::Closed, DisconnectReason::UserClose);
         } else {
             self.lose(reason);

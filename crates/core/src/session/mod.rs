@@ -87,6 +87,18 @@ enum Goodbye {
     None,
 }
 
+/// Why a connection ends once the protocol's farewell is written ([`Protocol::farewell_owed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Farewell {
+    /// The peer closed the conversation; our answer to its close goes first.
+    Peer {
+        code: u16,
+        then: crate::proto::AfterClose,
+    },
+    /// The peer broke the grammar; the protocol tells it so first.
+    Error(FrameError),
+}
+
 /// Per-connection state; reset on every connect.
 #[derive(Clone, Copy, Debug)]
 struct Conn {
@@ -106,6 +118,9 @@ struct Conn {
     /// The peer closed the conversation: nothing more is written.
     peer_closing: bool,
     goodbye: Goodbye,
+    /// The connection ends once the protocol's farewell is written (or the close timer
+    /// passes): nothing else is written meanwhile.
+    farewell: Option<Farewell>,
     /// The heartbeat interval the peer imposed in its handshake, if any.
     keepalive: Option<Duration>,
     /// Leaving this endpoint ([`Session::move_off`]): nothing new is written, and the
@@ -126,6 +141,7 @@ impl Conn {
             paused: None,
             peer_closing: false,
             goodbye: Goodbye::No,
+            farewell: None,
             keepalive: None,
             moving: None,
         }

@@ -4,7 +4,7 @@
 
 use rand_core::RngCore;
 
-use super::{Phase, Session};
+use super::{Farewell, Phase, Session};
 use crate::attribution::{Answered, Owner};
 use crate::epoch::Epoch;
 use crate::error::{DisconnectReason, FrameError, NetError};
@@ -12,6 +12,7 @@ use crate::ledger::Ledger;
 use crate::output::{Action, Notification, Received};
 use crate::proto::{Handshake, Match, Protocol, ReplyStatus, Route, Unit, SHOWN_BYTES};
 use crate::session::settled;
+use crate::timers::Timer;
 
 /// How far past the protocol's largest unit the buffer may grow without a unit being found:
 /// room for a header around the largest body.
@@ -94,8 +95,19 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
     fn protocol_error(&mut self, error: FrameError) {
         match self.phase {
             Phase::Handshaking { addr, .. } => self.handshake_failed(addr, NetError::Protocol),
+            _ if self.proto.farewell_owed() => self.farewell(Farewell::Error(error)),
             _ => self.lose(DisconnectReason::Protocol(error)),
         }
+    }
+
+    /// The conversation ends, but the protocol first tells the peer (a WebSocket Close): only
+    /// that is written, within the close timeout; then the connection ends as `why` says.
+    fn farewell(&mut self, why: Farewell) {
+        self.conn.peer_closing = true;
+        self.conn.farewell = Some(why);
+        self.timers
+            .set(Timer::Close, self.now + self.cfg.close_timeout);
+        self.refresh_liveness();
     }
 
     fn peer_said(&mut self, epoch: Epoch, text: &[u8], notice: bool) {
@@ -134,7 +146,7 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
                     self.handshake_failed(addr, error);
                 }
                 Unit::Notice(text) => self.peer_said(epoch, text, true),
-                Unit::Reply { .. } | Unit::Message { .. } => {
+                Unit::Reply { .. } | Unit::Message { .. } | Unit::Assembled { .. } => {
                     // Data before the connection is accepted: the peer does not follow the
                     // protocol's handshake.
                     self.handshake_failed(addr, NetError::Protocol);
@@ -147,8 +159,29 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
             Unit::Notice(text) => self.peer_said(epoch, text, true),
             Unit::Closing(pc) => {
                 self.peer_said(epoch, pc.text, false);
-                self.conn.peer_closing = true;
-                self.peer_closed(pc.code, pc.then);
+                if self.proto.farewell_owed() {
+                    self.farewell(Farewell::Peer {
+                        code: pc.code,
+                        then: pc.then,
+                    });
+                } else {
+                    self.conn.peer_closing = true;
+                    self.peer_closed(pc.code, pc.then);
+                }
+            }
+            Unit::Assembled { meta } => {
+                // Taken out for the delivery and put back, so its capacity is reused.
+                let body = self.proto.assembled().map(core::mem::take);
+                let body = body.unwrap_or_default();
+                let unit = Unit::Message {
+                    route: Route::None,
+                    body: &body,
+                    meta,
+                };
+                self.apply(epoch, unit, sink);
+                if let Some(slot) = self.proto.assembled() {
+                    *slot = body;
+                }
             }
             Unit::Reply { to, body, status } => self.reply(to, body, status, sink),
             Unit::Message { route, body, meta } => {
@@ -221,26 +254,8 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
                     &mut self.out,
                     &mut self.stats,
                 );
-                // Barriers before the answered entry are confirmed by it: a message is
-                // delivered, a subscription in place, an unsubscription done.
-                let found = table.answer_next(&mut |owner| match owner {
-                    Owner::Msg(id) => {
-                        ledger.answered(id, false, &mut |s| settled(out, stats, s));
-                    }
-                    Owner::Sub(id) => {
-                        if let Some(epoch) = epoch {
-                            out.push_back(Action::Notify(Notification::Subscribed { id, epoch }));
-                        }
-                    }
-                    Owner::Unsub(id) => {
-                        if subs.remove(id) {
-                            out.push_back(Action::Notify(Notification::Unsubscribed {
-                                id,
-                                refused: false,
-                            }));
-                        }
-                    }
-                    Owner::Ping { .. } | Owner::Gone => {}
+                let found = table.answer_next(&mut |owner| {
+                    confirm_barrier(ledger, subs, out, stats, epoch, owner)
                 });
                 if found.is_none() {
                     self.lose(DisconnectReason::Protocol(FrameError::UnexpectedReply));
@@ -265,7 +280,17 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
             }
             Match::Heartbeat { token } => {
                 // An answer nothing waited for still proves the peer alive (counted as read).
-                self.table.answer_heartbeat(token)
+                let epoch = self.connection();
+                let (table, ledger, subs, out, stats) = (
+                    &mut self.table,
+                    &mut self.ledger,
+                    &mut self.subs,
+                    &mut self.out,
+                    &mut self.stats,
+                );
+                table.answer_heartbeat(token, &mut |owner| {
+                    confirm_barrier(ledger, subs, out, stats, epoch, owner)
+                })
             }
         };
         let Some(found) = found else {
@@ -309,5 +334,36 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
             }
             Owner::Gone => self.stats.late_replies += 1,
         }
+    }
+}
+
+/// A barrier written before the answered entry is confirmed by it: a message is delivered, a
+/// subscription in place, an unsubscription done.
+fn confirm_barrier(
+    ledger: &mut Ledger,
+    subs: &mut crate::subscription::Subs,
+    out: &mut alloc::collections::VecDeque<Action>,
+    stats: &mut crate::stats::Stats,
+    epoch: Option<Epoch>,
+    owner: Owner,
+) {
+    match owner {
+        Owner::Msg(id) => {
+            ledger.answered(id, false, &mut |s| settled(out, stats, s));
+        }
+        Owner::Sub(id) => {
+            if let Some(epoch) = epoch {
+                out.push_back(Action::Notify(Notification::Subscribed { id, epoch }));
+            }
+        }
+        Owner::Unsub(id) => {
+            if subs.remove(id) {
+                out.push_back(Action::Notify(Notification::Unsubscribed {
+                    id,
+                    refused: false,
+                }));
+            }
+        }
+        Owner::Ping { .. } | Owner::Gone => {}
     }
 }

@@ -29,8 +29,12 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
     /// Whether a write is owed and may start now.
     fn owes_write(&self) -> bool {
         let c = &self.conn;
-        if c.writing || c.peer_closing {
+        if c.writing {
             return false;
+        }
+        if c.peer_closing {
+            // Only a farewell (a WebSocket Close) may still go out.
+            return c.farewell.is_some() && self.proto.control_pending() > 0;
         }
         if self.proto.control_pending() > 0 {
             return true;
@@ -76,7 +80,7 @@ impl<P: Protocol, R: RngCore> Session<P, R> {
         }
         self.conn.encoded = true;
         self.proto.write_control(out);
-        if let Phase::Connected { .. } = self.phase {
+        if let (Phase::Connected { .. }, false) = (self.phase, self.conn.peer_closing) {
             self.encode_ping(out);
             self.encode_subscriptions(epoch, out);
             let messages = self.encode_messages(out);

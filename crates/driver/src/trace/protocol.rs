@@ -47,6 +47,19 @@ pub(super) enum ProtoRec {
         max_control_line: usize,
         max_payload: usize,
     },
+    /// WebSocket: header names only, never their values (they carry credentials).
+    Ws {
+        host: String,
+        path: String,
+        protocols: Vec<String>,
+        header_names: Vec<String>,
+        binary: bool,
+        stay: bool,
+        restart_ms: u64,
+        max_message: usize,
+        max_fragments: u32,
+        max_header: usize,
+    },
 }
 
 /// A protocol as a trace records it: which built-in protocol, and its settings without
@@ -88,6 +101,22 @@ impl fmt::Display for RecordedProtocol {
                 }
                 if let Some(db) = database {
                     write!(f, ", database {db}")?;
+                }
+                Ok(())
+            }
+            ProtoRec::Ws {
+                host,
+                path,
+                header_names,
+                ..
+            } => {
+                write!(f, "WebSocket {host}{path}")?;
+                if !header_names.is_empty() {
+                    write!(
+                        f,
+                        ", headers {} (values not recorded)",
+                        header_names.join(", ")
+                    )?;
                 }
                 Ok(())
             }
@@ -193,6 +222,24 @@ impl Recordable for Nats {
     }
 }
 
+impl Recordable for redial_core::proto::ws::WebSocket {
+    fn recorded(&self) -> RecordedProtocol {
+        let l = self.limits();
+        RecordedProtocol(ProtoRec::Ws {
+            host: self.host().to_owned(),
+            path: self.path().to_owned(),
+            protocols: self.subprotocols().to_vec(),
+            header_names: self.header_names().map(str::to_owned).collect(),
+            binary: self.kind() == redial_core::proto::ws::Kind::Binary,
+            stay: self.stays_connected(),
+            restart_ms: self.restart_delay().as_millis() as u64,
+            max_message: l.max_message,
+            max_fragments: l.max_fragments,
+            max_header: l.max_header,
+        })
+    }
+}
+
 pub(super) fn acks(in_order: bool) -> AckMode {
     if in_order {
         AckMode::InOrder
@@ -206,6 +253,46 @@ pub(super) fn opt_unhex(v: &Option<String>) -> Result<Option<Vec<u8>>, String> {
 }
 
 impl ProtoRec {
+    pub(super) fn ws(&self) -> Result<redial_core::proto::ws::WebSocket, String> {
+        use redial_core::proto::ws::{WebSocket, WsLimits};
+        let ProtoRec::Ws {
+            host,
+            path,
+            protocols,
+            header_names,
+            binary,
+            stay,
+            restart_ms,
+            max_message,
+            max_fragments,
+            max_header,
+        } = self
+        else {
+            return Err("not WebSocket".into());
+        };
+        let mut p = WebSocket::new(host.clone(), path.clone())
+            .with_restart_delay(std::time::Duration::from_millis(*restart_ms))
+            .with_limits(WsLimits {
+                max_message: *max_message,
+                max_fragments: *max_fragments,
+                max_header: *max_header,
+            });
+        for s in protocols {
+            p = p.with_subprotocol(s.clone());
+        }
+        // The request is written, never read back: placeholders stand in for the values.
+        for n in header_names {
+            p = p.with_header(n.clone(), PLACEHOLDER);
+        }
+        if *binary {
+            p = p.binary();
+        }
+        if *stay {
+            p = p.stay_connected();
+        }
+        Ok(p)
+    }
+
     pub(super) fn line(&self) -> Result<Framed<LineCodec>, String> {
         let ProtoRec::Line {
             ping,

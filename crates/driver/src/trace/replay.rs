@@ -192,6 +192,11 @@ pub fn replay(reader: impl BufRead) -> Result<Replayed, TraceError> {
             let s = Session::new(config, p, Instant::ZERO).map_err(bad_config)?;
             run(s, &mut lines, &mut out)?;
         }
+        ProtoRec::Ws { .. } => {
+            let p = protocol.ws().map_err(invalid)?;
+            let s = Session::new(config, p, Instant::ZERO).map_err(bad_config)?;
+            run(s, &mut lines, &mut out)?;
+        }
     }
     Ok(out)
 }
