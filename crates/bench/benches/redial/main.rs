@@ -826,9 +826,8 @@ fn all(out: &Path) {
         );
         let _ = writeln!(
             md,
-            "\nThe session task future (the private `Driver` and its timer) is stored inline in \
-         tokio's task cell, which is 128-byte aligned: up to 920 bytes of future fit a \
-         1024-byte cell. Heap allocated by `Session::new(Config::default(), Framed::new(LineCodec::default()))` alone: \
+            "\nThe session task future (the run loop and its timer) is stored inline in tokio's \
+         task cell, which grows in 128-byte steps. Heap allocated by `Session::new(Config::default(), Framed::new(LineCodec::default()))` alone: \
          **{session_heap} bytes**.\n"
         );
         let n = 10_000usize;
