@@ -147,9 +147,9 @@ impl Table {
     }
 
     /// Heartbeat entries answered by type: every one up to `token`, or the oldest one.
-    /// Returns the newest answered (for its RTT), `None` when none was outstanding. With a
-    /// token, the `Barrier` entries written before the newest answered heartbeat are
-    /// confirmed through `barrier` (the peer read them before it read that heartbeat).
+    /// Returns the newest answered (for its RTT), `None` when none was outstanding. The
+    /// `Barrier` entries written before the newest answered heartbeat are confirmed through
+    /// `barrier` (the peer read them before it read that heartbeat), with a token or without.
     pub(crate) fn answer_heartbeat(
         &mut self,
         token: Option<u64>,
@@ -158,7 +158,17 @@ impl Table {
         let is_typed = |p: &Pending| p.expect == Expect::Heartbeat;
         match token {
             None => {
-                let i = self.q.iter().position(is_typed)?;
+                let mut i = self.q.iter().position(is_typed)?;
+                let mut j = 0;
+                while j < i {
+                    if self.q[j].expect == Expect::Barrier {
+                        let b = self.remove(j);
+                        barrier(b.owner);
+                        i -= 1;
+                    } else {
+                        j += 1;
+                    }
+                }
                 let p = self.remove(i);
                 Some(Answered {
                     owner: p.owner,
@@ -278,6 +288,27 @@ mod tests {
         );
         assert!(t.answer_heartbeat(None, &mut |_| {}).is_some());
         assert!(!t.ping_outstanding());
+    }
+
+    #[test]
+    fn a_pong_without_a_token_confirms_the_barriers_before_the_oldest_ping() {
+        let mut t = Table::default();
+        t.push(Expect::Barrier, msg(1), T);
+        t.push(Expect::Heartbeat, Owner::Ping { token: 1 }, T);
+        t.push(Expect::Barrier, msg(2), T);
+        t.push(Expect::Heartbeat, Owner::Ping { token: 2 }, T);
+        let mut confirmed = Vec::new();
+        let a = t
+            .answer_heartbeat(None, &mut |o| confirmed.push(o))
+            .unwrap();
+        assert_eq!(a.owner, Owner::Ping { token: 1 });
+        assert_eq!(confirmed, [msg(1)], "only what was written before ping 1");
+        let a = t
+            .answer_heartbeat(None, &mut |o| confirmed.push(o))
+            .unwrap();
+        assert_eq!(a.owner, Owner::Ping { token: 2 });
+        assert_eq!(confirmed, [msg(1), msg(2)]);
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
