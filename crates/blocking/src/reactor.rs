@@ -231,7 +231,8 @@ impl Registration {
     }
 }
 
-/// A timer future on the polling thread's reactor.
+/// A timer future on the polling thread's reactor: it fires on a thread driven by
+/// [`crate::block_on`] (a session's thread, or yours), not inside another executor.
 #[derive(Debug)]
 pub struct Sleep {
     deadline: Instant,
