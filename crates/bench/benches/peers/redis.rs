@@ -171,6 +171,50 @@ pub const SIDES: [&str; 5] = [
     "redis-rs ConnectionManager",
 ];
 
+/// The runtime-neutral part of a table: redis-rs's two connections (made on whatever runtime
+/// is current), a warm-up of every side, then `rounds` interleaved rounds in rotating order.
+async fn measure<S: AsyncRead + AsyncWrite + Unpin>(
+    addr: SocketAddr,
+    (mut raw_a, mut raw_b): (S, S),
+    h: &Handle,
+    w: &Workload,
+    rounds: usize,
+) -> Table {
+    let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+    let mux = client
+        .get_multiplexed_async_connection_with_config(&redis_rs_config())
+        .await
+        .expect("redis-rs multiplexed");
+    let mgr = redis::aio::ConnectionManager::new_with_config(
+        client.clone(),
+        redis::aio::ConnectionManagerConfig::new().set_response_timeout(None),
+    )
+    .await
+    .expect("redis-rs manager");
+    let warm = 2000.min(w.n);
+    raw_round(&mut raw_a, w, warm).await;
+    raw_round(&mut raw_b, w, warm).await;
+    redial_round(h, w, warm).await;
+    redis_rs_round(&mux, w, warm).await;
+    redis_rs_round(&mgr, w, warm).await;
+    let mut t = Table::new(&SIDES);
+    for r in 0..rounds {
+        for side in rotation(SIDES.len(), r) {
+            let t0 = Instant::now();
+            match side {
+                0 => raw_round(&mut raw_a, w, w.n).await,
+                1 => raw_round(&mut raw_b, w, w.n).await,
+                2 => redial_round(h, w, w.n).await,
+                3 => redis_rs_round(&mux, w, w.n).await,
+                _ => redis_rs_round(&mgr, w, w.n).await,
+            }
+            t.push(side, w.n as f64 / t0.elapsed().as_secs_f64());
+        }
+    }
+    h.close(redial_tokio::CloseMode::Immediate).await;
+    t
+}
+
 /// The tokio table of `w`: `rounds` interleaved rounds, rotating order.
 pub fn tokio_table(addr: SocketAddr, w: &Workload, rounds: usize) -> Table {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -183,45 +227,13 @@ pub fn tokio_table(addr: SocketAddr, w: &Workload, rounds: usize) -> Table {
             s.set_nodelay(true).expect("nodelay");
             s.compat()
         };
-        let (mut raw_a, mut raw_b) = (raw().await, raw().await);
+        let raws = (raw().await, raw().await);
         let (h, _inbound, _events) = redial_tokio::builder(addr)
             .config(redial_config())
             .protocol(Resp::new())
             .spawn()
             .expect("spawn");
-        let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
-        let mux = client
-            .get_multiplexed_async_connection_with_config(&redis_rs_config())
-            .await
-            .expect("redis-rs multiplexed");
-        let mgr = redis::aio::ConnectionManager::new_with_config(
-            client.clone(),
-            redis::aio::ConnectionManagerConfig::new().set_response_timeout(None),
-        )
-        .await
-        .expect("redis-rs manager");
-        let warm = 2000.min(w.n);
-        raw_round(&mut raw_a, w, warm).await;
-        raw_round(&mut raw_b, w, warm).await;
-        redial_round(&h, w, warm).await;
-        redis_rs_round(&mux, w, warm).await;
-        redis_rs_round(&mgr, w, warm).await;
-        let mut t = Table::new(&SIDES);
-        for r in 0..rounds {
-            for side in rotation(SIDES.len(), r) {
-                let t0 = Instant::now();
-                match side {
-                    0 => raw_round(&mut raw_a, w, w.n).await,
-                    1 => raw_round(&mut raw_b, w, w.n).await,
-                    2 => redial_round(&h, w, w.n).await,
-                    3 => redis_rs_round(&mux, w, w.n).await,
-                    _ => redis_rs_round(&mgr, w, w.n).await,
-                }
-                t.push(side, w.n as f64 / t0.elapsed().as_secs_f64());
-            }
-        }
-        h.close(redial_tokio::CloseMode::Immediate).await;
-        t
+        measure(addr, raws, &h, w, rounds).await
     })
 }
 
@@ -234,44 +246,12 @@ pub fn smol_table(addr: SocketAddr, w: &Workload, rounds: usize) -> Table {
             s.set_nodelay(true).expect("nodelay");
             s
         };
-        let (mut raw_a, mut raw_b) = (raw().await, raw().await);
+        let raws = (raw().await, raw().await);
         let (h, _inbound, _events) = redial_smol::builder(addr)
             .config(redial_config())
             .protocol(Resp::new())
             .spawn()
             .expect("spawn");
-        let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
-        let mux = client
-            .get_multiplexed_async_connection_with_config(&redis_rs_config())
-            .await
-            .expect("redis-rs multiplexed");
-        let mgr = redis::aio::ConnectionManager::new_with_config(
-            client.clone(),
-            redis::aio::ConnectionManagerConfig::new().set_response_timeout(None),
-        )
-        .await
-        .expect("redis-rs manager");
-        let warm = 2000.min(w.n);
-        raw_round(&mut raw_a, w, warm).await;
-        raw_round(&mut raw_b, w, warm).await;
-        redial_round(&h, w, warm).await;
-        redis_rs_round(&mux, w, warm).await;
-        redis_rs_round(&mgr, w, warm).await;
-        let mut t = Table::new(&SIDES);
-        for r in 0..rounds {
-            for side in rotation(SIDES.len(), r) {
-                let t0 = Instant::now();
-                match side {
-                    0 => raw_round(&mut raw_a, w, w.n).await,
-                    1 => raw_round(&mut raw_b, w, w.n).await,
-                    2 => redial_round(&h, w, w.n).await,
-                    3 => redis_rs_round(&mux, w, w.n).await,
-                    _ => redis_rs_round(&mgr, w, w.n).await,
-                }
-                t.push(side, w.n as f64 / t0.elapsed().as_secs_f64());
-            }
-        }
-        h.close(redial_smol::CloseMode::Immediate).await;
-        t
+        measure(addr, raws, &h, w, rounds).await
     })
 }
